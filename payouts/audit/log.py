@@ -1,0 +1,60 @@
+"""Writing audit events inside the caller's transaction, one gap-free chain for all writers.
+
+Writers are serialised: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by its
+single-writer lock. The primary key on ``seq`` is the last line of defence against a fork.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from payouts.audit.chain import GENESIS_HASH, canonical_json, event_hash
+from payouts.db.models import AuditEvent
+from payouts.db.types import utcnow
+from payouts.domain.roles import Actor
+
+#: Arbitrary constant naming the advisory lock that guards the head of the chain.
+_CHAIN_LOCK_KEY = 0x7061796F  # "payo"
+
+
+def record_event(
+    session: Session,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: object,
+    summary: str,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain; it commits or rolls back with the change it describes.
+
+    ``action`` is past tense and dotted (``incident.created``); ``details`` holds the fields
+    that changed as ``{"field": [before, after]}`` or other JSON-safe detail (no floats).
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+    head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "occurred_at": utcnow(),
+        "actor_user_id": actor.user_id,
+        "actor": actor.label,
+        "actor_role": actor.role.value,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "summary": summary,
+        "details": canonical_json(details or {}),
+        "request_id": actor.request_id,
+    }
+    event = AuditEvent(**fields, prev_hash=prev_hash, hash=event_hash(prev_hash, fields))
+    session.add(event)
+    session.flush([event])
+    return event

@@ -1,0 +1,257 @@
+"""The `payouts` console script: a Flask CLI group over the app factory.
+
+Staff actions are available here as on the pages (incidents, prices, loss imports), plus
+operations (migrations, demo data, users) and the database-free allocation scenario runner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+from sqlalchemy.orm import Session
+
+from payouts.domain.errors import DomainError, ValidationError
+from payouts.domain.roles import Actor, Role
+
+
+def _create_app():  # type: ignore[no-untyped-def]
+    from payouts.web.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True, load_dotenv=False)
+def cli() -> None:
+    """Claims and compensation payouts."""
+
+
+def main() -> None:
+    cli(prog_name="payouts")
+
+
+def _operator() -> Actor:
+    """Whoever runs the CLI on the server acts as an admin, named in the audit trail."""
+    return Actor(label=f"cli:{getpass.getuser()}", role=Role.ADMIN)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    session = current_app.extensions["payouts"].session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+def _parse_time(value: str, name: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=name) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-10-01T12:00+09:00", param_hint=name)
+    return parsed
+
+
+# --- database -------------------------------------------------------------------------------
+@cli.group("db")
+def db_group() -> None:
+    """Schema migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to the configured database."""
+    from payouts.db.migrate import upgrade
+
+    upgrade(current_app.extensions["payouts"].engine)
+    click.echo("database is at the latest migration")
+
+
+# --- incidents and prices -------------------------------------------------------------------
+@cli.group("incidents")
+def incidents_group() -> None:
+    """Record and list incidents."""
+
+
+@incidents_group.command("create")
+@click.option("--ref", required=True, help="Short unique reference, e.g. 2026-HACK-01.")
+@click.option("--title", required=True)
+@click.option("--type", "incident_type", required=True,
+              type=click.Choice(["hack", "operational_failure", "insider_fraud", "other"]))
+@click.option("--occurred", required=True, help="ISO 8601 with zone, e.g. 2026-10-01T12:00+09:00")
+@click.option("--discovered", required=True, help="ISO 8601 with zone")
+@click.option("--description", default="")
+def incidents_create(ref: str, title: str, incident_type: str, occurred: str, discovered: str,
+                     description: str) -> None:
+    """Record an incident."""
+    from payouts.services import incidents
+
+    with _session() as session:
+        try:
+            incident = incidents.record_incident(
+                session, _operator(), ref=ref, title=title, incident_type=incident_type,
+                occurred_at=_parse_time(occurred, "--occurred"),
+                discovered_at=_parse_time(discovered, "--discovered"), description=description,
+            )
+        except DomainError as exc:
+            _fail(exc)
+        click.echo(f"recorded incident {incident.ref}")
+
+
+@incidents_group.command("list")
+def incidents_list() -> None:
+    """List incidents with their affected customers."""
+    from payouts.services import incidents
+
+    with _session() as session:
+        for s in incidents.list_incidents(session, _operator()):
+            i = s.incident
+            click.echo(f"{i.ref}\t{i.incident_type}\t{i.occurred_at.isoformat()}\t"
+                       f"{s.customers} customers\t{s.imports} imports\t{i.title}")
+
+
+@cli.group("prices")
+def prices_group() -> None:
+    """Reference prices of an incident."""
+
+
+@prices_group.command("set")
+@click.argument("incident")
+@click.argument("asset")
+@click.argument("price")
+@click.option("--source", required=True, help="How the price was fixed.")
+def prices_set(incident: str, asset: str, price: str, source: str) -> None:
+    """Fix the yen PRICE per whole unit of ASSET for INCIDENT."""
+    from payouts.services import incidents
+
+    with _session() as session:
+        try:
+            incidents.set_reference_price(
+                session, _operator(), incident_ref=incident, asset_code=asset, price=price,
+                source=source,
+            )
+        except DomainError as exc:
+            _fail(exc)
+        click.echo(f"{incident}: {asset} = ¥{price} ({source})")
+
+
+# --- losses ---------------------------------------------------------------------------------
+@cli.group("losses")
+def losses_group() -> None:
+    """Loss files from the exchange's ledger."""
+
+
+@losses_group.command("import")
+@click.argument("incident")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def losses_import(incident: str, file: str) -> None:
+    """Import FILE (CSV) into INCIDENT: all rows or none."""
+    from pathlib import Path
+
+    from payouts.services import loss_import
+
+    with _session() as session, open(file, "rb") as stream:
+        try:
+            report = loss_import.import_losses(session, _operator(), incident, stream, Path(file).name)
+        except DomainError as exc:
+            _fail(exc)
+    if report.status == "rejected":
+        click.echo(f"rejected: {report.problem_count} problem(s); nothing was imported", err=True)
+        for problem in report.problems:
+            click.echo(f"  {problem}", err=True)
+        if report.problem_count > len(report.problems):
+            click.echo(f"  ...and {report.problem_count - len(report.problems)} more", err=True)
+        sys.exit(1)
+    record = report.loss_import
+    assert record is not None
+    if report.status == "already_imported":
+        click.echo(f"already imported as import #{record.id}; nothing changed")
+        return
+    click.echo(
+        f"import #{record.id}: {record.row_count} rows; customers {record.customers_created} created,"
+        f" {record.customers_updated} updated; positions {record.positions_created} created,"
+        f" {record.positions_updated} updated, {record.positions_unchanged} unchanged"
+    )
+
+
+# --- users and demo -------------------------------------------------------------------------
+@cli.group("users")
+def users_group() -> None:
+    """Logins."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--name", "display_name", default="")
+@click.option("--customer-ref", default=None, help="For customers: the exchange's reference.")
+@click.password_option(required=False, help="Omit for a customer who will activate later.")
+def users_create(username: str, role: str, display_name: str, customer_ref: str | None,
+                 password: str | None) -> None:
+    """Create a login."""
+    from payouts.services import users
+
+    with _session() as session:
+        try:
+            users.create_user(session, _operator(), username=username, display_name=display_name,
+                              role=Role(role), password=password or None, customer_ref=customer_ref)
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"created {role} {username}")
+
+
+@cli.group("demo")
+def demo_group() -> None:
+    """Demo data for trying the product locally."""
+
+
+@demo_group.command("load")
+@click.option("--customers", default=3000, show_default=True)
+def demo_load(customers: int) -> None:
+    """Load the demo incident (idempotent) and print a login for each role."""
+    from payouts.services.demo import load_demo
+
+    if current_app.extensions["payouts"].config.is_production:
+        _fail(RuntimeError("demo data is never loaded in production"))
+    with _session() as session:
+        logins = load_demo(session, customers)
+    click.echo("Demo logins (passwords are new on every load):")
+    for login in logins:
+        click.echo(f"  {login.role:<10} {login.username:<26} {login.password}")
+
+
+# --- allocation scenario (no database) ------------------------------------------------------
+@cli.command("allocate-scenario", with_appcontext=False)
+@click.argument("file", type=click.File("rb"))
+def allocate_scenario(file) -> None:  # type: ignore[no-untyped-def]
+    """Run the allocation engine on a scenario (JSON; FILE or - for stdin); print the result."""
+    from payouts.domain.allocation import allocate, parse_scenario, result_to_json
+
+    try:
+        try:
+            data = json.loads(file.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValidationError("input", f"is not valid JSON: {exc}") from None
+        result = allocate(parse_scenario(data))
+    except ValidationError as exc:
+        click.echo(f"{exc.field}: {exc.message}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(result_to_json(result), ensure_ascii=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,88 @@
+"""Configuration from PAYOUTS_* environment variables, with safe defaults for development only.
+
+Production (PAYOUTS_ENV=production) refuses to start with the development secret key or with
+the embedded SQLite database, so a forgotten variable fails loudly instead of quietly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production by Config.check()
+
+#: The project root (where templates/ and migrations/ live in a checkout).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable deployment."""
+
+
+def _default_sqlite_url() -> str:
+    instance = Path(os.environ.get("PAYOUTS_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+    return f"sqlite:///{instance / 'payouts.db'}"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the app, the CLI and the workers read from the environment."""
+
+    env: str = "development"
+    database_url: str = field(default_factory=_default_sqlite_url)
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET_KEY
+    #: Login attempts allowed per client address (Flask-Limiter syntax).
+    login_rate_limit: str = "10 per minute"
+    #: Largest upload accepted, in bytes (loss files can be large).
+    max_upload_bytes: int = 512 * 1024 * 1024
+    #: Where uploaded files are kept while being processed: never under a web root.
+    upload_dir: str = str(PROJECT_ROOT / "instance" / "uploads")
+    #: Cookie settings: secure cookies need HTTPS, which development on 127.0.0.1 lacks.
+    secure_cookies: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Config":
+        env = os.environ.get("PAYOUTS_ENV", "development")
+        values: dict[str, object] = {
+            "env": env,
+            "database_url": os.environ.get("PAYOUTS_DATABASE_URL") or _default_sqlite_url(),
+            "redis_url": os.environ.get("PAYOUTS_REDIS_URL") or None,
+            "secret_key": os.environ.get("PAYOUTS_SECRET_KEY") or DEV_SECRET_KEY,
+            "login_rate_limit": os.environ.get("PAYOUTS_LOGIN_RATE_LIMIT", "10 per minute"),
+            "max_upload_bytes": _int_env("PAYOUTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            "upload_dir": os.environ.get("PAYOUTS_UPLOAD_DIR")
+            or str(PROJECT_ROOT / "instance" / "uploads"),
+            "secure_cookies": os.environ.get("PAYOUTS_SECURE_COOKIES", "1" if env == "production" else "0")
+            == "1",
+        }
+        values.update(overrides)
+        config = cls(**values)  # type: ignore[arg-type]
+        config.check()
+        return config
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def check(self) -> None:
+        """Refuse configurations that are only safe on a developer's machine."""
+        if not self.is_production:
+            return
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            raise ConfigError("PAYOUTS_SECRET_KEY must be set to a random value of 32+ characters in production")
+        if self.database_url.startswith("sqlite"):
+            raise ConfigError("PAYOUTS_DATABASE_URL must point at PostgreSQL in production")
+        if not self.secure_cookies:
+            raise ConfigError("PAYOUTS_SECURE_COOKIES cannot be off in production")

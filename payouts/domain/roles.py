@@ -1,0 +1,42 @@
+"""Roles and what each may do. The server checks these on every route and in every service.
+
+An approver is a member of staff who may also give the second approval; an admin manages users
+and configuration; a regulator reads everything and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Role(str, Enum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    APPROVER = "approver"
+    ADMIN = "admin"
+    REGULATOR = "regulator"
+
+
+#: Who may change incident records, prices and losses.
+STAFF_WRITERS = frozenset({Role.STAFF, Role.APPROVER, Role.ADMIN})
+#: Who may read the back office (regulators read, never write).
+BACK_OFFICE_READERS = STAFF_WRITERS | {Role.REGULATOR}
+#: Who may give approvals that count towards four eyes.
+APPROVERS = frozenset({Role.APPROVER, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as recorded in audit events: a user, the CLI operator or a job."""
+
+    label: str
+    role: Role
+    user_id: int | None = None
+    request_id: str | None = None
+
+    def can_write_back_office(self) -> bool:
+        return self.role in STAFF_WRITERS
+
+
+SYSTEM_ACTOR = Actor(label="system", role=Role.ADMIN)

@@ -1,0 +1,88 @@
+"""Demo data for `make run`: one incident with a few thousand customers and a login per role.
+
+Idempotent: loading twice changes nothing but the demo passwords, which are drawn afresh on
+every load and printed, so no password lives in the code or the repository.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from payouts.db.models import Incident, ReferencePrice, User
+from payouts.domain.roles import SYSTEM_ACTOR, Role
+from payouts.domain.sample_losses import customer_ref, loss_file_bytes
+from payouts.services import incidents, loss_import, users
+
+DEMO_INCIDENT = "DEMO-2026-01"
+DEMO_CUSTOMERS = 3000
+DEMO_PRICES = {
+    "JPY": ("1", "Yen is its own price"),
+    "BTC": ("14250000", "VWAP of BTC/JPY on the exchange, 2026-10-01 00:00-12:00 JST"),
+    "ETH": ("512300.5", "VWAP of ETH/JPY on the exchange, 2026-10-01 00:00-12:00 JST"),
+}
+DEMO_LOGINS = (
+    ("staff@demo.payouts", "Demo Staff", Role.STAFF, None),
+    ("approver@demo.payouts", "Demo Approver", Role.APPROVER, None),
+    ("admin@demo.payouts", "Demo Admin", Role.ADMIN, None),
+    ("regulator@demo.payouts", "Demo Regulator (FSA)", Role.REGULATOR, None),
+    ("customer@demo.payouts", "Demo Customer", Role.CUSTOMER, customer_ref(1)),
+)
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    role: str
+    password: str
+
+
+def load_demo(session: Session, n_customers: int = DEMO_CUSTOMERS) -> list[Login]:
+    actor = SYSTEM_ACTOR
+    if session.scalar(select(Incident.id).where(Incident.ref == DEMO_INCIDENT)) is None:
+        occurred = dt.datetime(2026, 10, 1, 3, 12, tzinfo=dt.timezone.utc)
+        incidents.record_incident(
+            session,
+            actor,
+            ref=DEMO_INCIDENT,
+            title="Hot wallet compromise (demo)",
+            incident_type="hack",
+            occurred_at=occurred,
+            discovered_at=occurred + dt.timedelta(hours=2, minutes=40),
+            description="Unauthorised withdrawals of BTC, ETH and JPY from the hot wallet.",
+        )
+    incident = incidents.get_incident(session, actor, DEMO_INCIDENT)
+    have = {p.asset_code for p in session.scalars(
+        select(ReferencePrice).where(ReferencePrice.incident_id == incident.id))}
+    for code, (price, source) in DEMO_PRICES.items():
+        if code not in have:
+            incidents.set_reference_price(
+                session, actor, incident_ref=DEMO_INCIDENT, asset_code=code, price=price, source=source
+            )
+    # The same bytes every time: a second load is recognised as already imported.
+    report = loss_import.import_losses(
+        session, actor, DEMO_INCIDENT, io.BytesIO(loss_file_bytes(n_customers)), "demo-ledger.csv"
+    )
+    if not report.ok:
+        raise RuntimeError(f"demo loss file rejected: {report.problems[:3]}")
+    return [_ensure_login(session, *spec) for spec in DEMO_LOGINS]
+
+
+def _ensure_login(
+    session: Session, username: str, display: str, role: Role, ref: str | None
+) -> Login:
+    password = secrets.token_urlsafe(12)
+    existing = session.scalar(select(User).where(User.username == username))
+    if existing is None:
+        users.create_user(
+            session, SYSTEM_ACTOR, username=username, display_name=display, role=role,
+            password=password, customer_ref=ref,
+        )
+    else:
+        users.set_password(session, SYSTEM_ACTOR, username, password)
+    return Login(username, role.value, password)

@@ -1,0 +1,64 @@
+"""What a customer may see of their own losses: positions valued at the reference prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from payouts.db.models import Asset, Incident, LossPosition, ReferencePrice
+from payouts.domain.money import format_amount
+from payouts.domain.roles import Actor, Role
+from payouts.domain.valuation import value_positions
+from payouts.services.access import require_role
+
+
+@dataclass(frozen=True)
+class PositionLine:
+    asset: str
+    amount: str
+    price_jpy: Decimal | None
+    price_source: str | None
+    #: The line's exact yen value; None until a reference price is fixed.
+    value_exact: str | None
+
+
+@dataclass(frozen=True)
+class IncidentLosses:
+    incident: Incident
+    lines: list[PositionLine]
+    #: Rounded down once per customer, as the allocation does; None while a price is missing.
+    total_jpy: int | None
+
+
+def my_losses(session: Session, actor: Actor, customer_id: int) -> list[IncidentLosses]:
+    """The customer's positions per incident with the calculation the allocation will use."""
+    require_role(actor, {Role.CUSTOMER}, "view a customer's losses")
+    rows = session.execute(
+        select(Incident, LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals,
+               ReferencePrice.price_jpy, ReferencePrice.source)
+        .join(LossPosition, LossPosition.incident_id == Incident.id)
+        .join(Asset, Asset.code == LossPosition.asset_code)
+        .outerjoin(ReferencePrice, (ReferencePrice.incident_id == Incident.id)
+                   & (ReferencePrice.asset_code == LossPosition.asset_code))
+        .where(LossPosition.customer_id == customer_id)
+        .order_by(Incident.occurred_at.desc(), LossPosition.asset_code)
+    ).all()
+    grouped: dict[int, tuple[Incident, list[tuple]]] = {}
+    for incident, code, amount, decimals, price, source in rows:
+        grouped.setdefault(incident.id, (incident, []))[1].append((code, amount, decimals, price, source))
+    result = []
+    for incident, items in grouped.values():
+        if all(price is not None for _c, _a, _d, price, _s in items):
+            valued, total = value_positions((c, a, d, p) for c, a, d, p, _s in items)
+            exact = [v.value_exact for v in valued]
+        else:
+            exact, total = [None] * len(items), None
+        lines = [
+            PositionLine(code, format_amount(amount, decimals), price, source, value)
+            for (code, amount, decimals, price, source), value in zip(items, exact)
+        ]
+        result.append(IncidentLosses(incident, lines, total))
+    return result

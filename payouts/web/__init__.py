@@ -1,0 +1,1 @@
+"""Flask blueprints: thin views that check access, parse forms and call services."""

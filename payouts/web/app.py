@@ -1,0 +1,152 @@
+"""The application factory: configuration, database, extensions, blueprints, error pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from payouts.config import PROJECT_ROOT, Config
+from payouts.db.session import make_engine, make_session_factory
+from payouts.domain.errors import NotFoundError, PermissionDenied
+from payouts.domain.money import format_yen
+from payouts.domain.roles import Role
+from payouts.web import context
+from payouts.web.access import public
+from payouts.web.extensions import babel, csrf, limiter, login_manager
+
+LANGUAGES = ("ja", "en")
+ROLE_LABELS = {
+    "customer": _l("customer"),
+    "staff": _l("staff"),
+    "approver": _l("approver"),
+    "admin": _l("admin"),
+    "regulator": _l("regulator"),
+}
+
+
+@dataclass
+class AppState:
+    config: Config
+    engine: Engine
+    session_factory: sessionmaker[Session]
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(
+        "payouts",
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "payouts" / "web" / "static"),
+    )
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.secure_cookies,
+        SESSION_COOKIE_NAME="__Host-payouts" if config.secure_cookies else "payouts",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=config.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=60 * 60 * 8,
+        WTF_CSRF_TIME_LIMIT=60 * 60 * 8,
+        BABEL_DEFAULT_LOCALE="ja",
+        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "payouts" / "translations"),
+        RATELIMIT_STORAGE_URI=config.redis_url or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    engine = make_engine(config.database_url)
+    app.extensions["payouts"] = AppState(config, engine, make_session_factory(engine))
+
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+
+    from payouts.web.auth.views import bp as auth_bp
+    from payouts.web.portal.views import bp as portal_bp
+    from payouts.web.staff.views import bp as staff_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(staff_bp, url_prefix="/staff")
+    app.register_blueprint(portal_bp, url_prefix="/portal")
+
+    app.teardown_appcontext(context.close_db)
+    app.jinja_env.filters["yen"] = lambda amount: format_yen(int(amount), _select_locale())
+    app.jinja_env.globals["languages"] = LANGUAGES
+    app.jinja_env.globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)
+    _register_core_routes(app)
+    _register_error_pages(app)
+    _register_security_headers(app)
+    return app
+
+
+def _select_locale() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES) or "ja"
+
+
+def _register_core_routes(app: Flask) -> None:
+    @app.get("/")
+    @public
+    def index():  # type: ignore[no-untyped-def]
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        if current_user.role == Role.CUSTOMER.value:
+            return redirect(url_for("portal.home"))
+        return redirect(url_for("staff.incidents"))
+
+    @app.get("/healthz")
+    @public
+    def healthz():  # type: ignore[no-untyped-def]
+        context.db().execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get("/lang/<code>")
+    @public
+    def set_language(code: str):  # type: ignore[no-untyped-def]
+        if code in LANGUAGES:
+            session["lang"] = code
+        target = request.args.get("next", "")
+        # Only same-site relative paths: never an open redirect to a phishing page.
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = url_for("index")
+        return redirect(target)
+
+
+def _register_error_pages(app: Flask) -> None:
+    def page(code: int):  # type: ignore[no-untyped-def]
+        def handler(_error: Exception):  # type: ignore[no-untyped-def]
+            return render_template("errors/error.html", code=code), code
+
+        return handler
+
+    for code in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, page(code))
+    app.register_error_handler(PermissionDenied, page(403))
+    app.register_error_handler(NotFoundError, page(404))
+
+
+def _register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+            " frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,40 @@
+"""Per-request database session and the acting user as an audit Actor."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app, g, request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from payouts.domain.roles import Actor, Role
+
+
+def db() -> Session:
+    """The request's session, opened on first use and closed when the request ends."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["payouts"].session_factory()
+    return g.db_session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def request_id() -> str:
+    if "request_id" not in g:
+        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+    return g.request_id
+
+
+def actor() -> Actor:
+    """The logged-in user as the actor recorded in audit events."""
+    return Actor(
+        label=current_user.username,
+        role=Role(current_user.role),
+        user_id=current_user.id,
+        request_id=request_id(),
+    )

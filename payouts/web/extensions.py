@@ -1,0 +1,15 @@
+"""Flask extensions, created unbound here and bound to each app in create_app()."""
+
+from __future__ import annotations
+
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+babel = Babel()
+# No default limits: only routes that ask (the login form) are limited.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

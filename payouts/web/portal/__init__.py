@@ -1,0 +1,1 @@
+"""The customer portal: a customer's own losses and claims, and nobody else's."""
