@@ -13,7 +13,7 @@ from payouts.domain.errors import ValidationError
 
 #: Plain non-negative decimal: digits, optionally a point and more digits. No sign, no
 #: exponent, no thousands separators: ledger exports that use them should fail loudly.
-_DECIMAL_RE = re.compile(r"(\d+)(?:\.(\d+))?")
+_DECIMAL_RE = re.compile(r"([0-9]+)(?:\.([0-9]+))?")  # ASCII digits only: "１" is not a number here
 
 #: Largest number of decimals an asset may declare (18 covers ETH and ERC-20 tokens).
 MAX_ASSET_DECIMALS = 30

@@ -81,6 +81,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.teardown_appcontext(context.close_db)
     app.jinja_env.filters["yen"] = lambda amount: format_yen(int(amount), _select_locale())
     app.jinja_env.globals["languages"] = LANGUAGES
+    app.jinja_env.globals["get_locale"] = _select_locale
     app.jinja_env.globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)
     _register_core_routes(app)
     _register_error_pages(app)

@@ -1,0 +1,58 @@
+"""Audit events: written in the same transaction as the change, chained by hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from payouts.audit.chain import GENESIS_HASH, event_hash
+from payouts.audit.log import record_event
+from payouts.db.models import AuditEvent, Incident
+from payouts.domain.roles import SYSTEM_ACTOR
+from payouts.services import incidents
+from tests.conftest import STAFF
+
+T = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def test_events_form_a_hash_chain(session):  # type: ignore[no-untyped-def]
+    for n in range(3):
+        incidents.record_incident(session, STAFF, ref=f"I{n}", title="t", incident_type="hack",
+                                  occurred_at=T, discovered_at=T)
+    events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert [e.seq for e in events] == [1, 2, 3]
+    prev = GENESIS_HASH
+    for event in events:
+        assert event.prev_hash == prev
+        fields = {c: getattr(event, c) for c in ("seq", "occurred_at", "actor_user_id", "actor",
+                  "actor_role", "action", "subject_type", "subject_id", "summary", "details", "request_id")}
+        assert event_hash(prev, fields) == event.hash
+        prev = event.hash
+
+
+def test_edited_event_no_longer_matches_its_hash(session):  # type: ignore[no-untyped-def]
+    event = record_event(session, SYSTEM_ACTOR, "x.done", "x", 1, "original")
+    fields = {c: getattr(event, c) for c in ("seq", "occurred_at", "actor_user_id", "actor",
+              "actor_role", "action", "subject_type", "subject_id", "summary", "details", "request_id")}
+    fields["summary"] = "forged"
+    assert event_hash(event.prev_hash, fields) != event.hash
+
+
+def test_a_rolled_back_change_leaves_no_event(session):  # type: ignore[no-untyped-def]
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        try:
+            session.add(Incident(ref="R", title="t", incident_type="hack", status="recorded",
+                                 occurred_at=T, discovered_at=T, description=""))
+            session.flush()
+            record_event(session, SYSTEM_ACTOR, "incident.recorded", "incident", "R", "r")
+            raise Boom
+        except Boom:
+            session.rollback()
+            raise
+    assert session.scalar(select(AuditEvent)) is None
+    assert session.scalar(select(Incident)) is None

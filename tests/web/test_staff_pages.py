@@ -1,0 +1,80 @@
+"""Staff pages: record an incident, fix a price, upload good and bad loss files."""
+
+from __future__ import annotations
+
+import io
+
+from payouts.domain.roles import Role
+from tests.web.conftest import csrf_token
+
+
+def test_record_incident_through_the_form(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    token = csrf_token(client.get("/staff/incidents/new").text)
+    response = client.post("/staff/incidents/new", data={
+        "csrf_token": token, "ref": "2026-HACK-02", "title": "Cold wallet", "incident_type": "hack",
+        "occurred_at": "2026-02-01T10:00", "discovered_at": "2026-02-01T12:30", "description": "d",
+    })
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"])
+    assert "2026-HACK-02" in page.text and "2026-02-01 10:00 JST" in page.text
+
+
+def test_invalid_incident_form_shows_the_error_next_to_the_field(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    token = csrf_token(client.get("/staff/incidents/new").text)
+    response = client.post("/staff/incidents/new", data={
+        "csrf_token": token, "ref": "INC-1", "title": "dup", "incident_type": "hack",
+        "occurred_at": "2026-02-01T10:00", "discovered_at": "2026-02-01T09:00",
+    })
+    assert response.status_code == 422
+    assert 'aria-invalid="true"' in response.text
+
+
+def test_set_price_through_the_form(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.APPROVER)
+    token = csrf_token(client.get("/staff/incidents/INC-1").text)
+    response = client.post("/staff/incidents/INC-1/prices", data={
+        "csrf_token": token, "asset": "ETH", "price": "512300.5", "source": "VWAP test"})
+    assert response.status_code == 302
+    assert "512300.5" in client.get("/staff/incidents/INC-1").text
+
+
+def test_bad_price_is_shown_not_saved(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    token = csrf_token(client.get("/staff/incidents/INC-1").text)
+    response = client.post("/staff/incidents/INC-1/prices", data={
+        "csrf_token": token, "asset": "ETH", "price": "-3", "source": "x"})
+    assert response.status_code == 422
+    assert "plain decimal" in response.text
+
+
+def _upload(client, content: bytes, name: str = "losses.csv"):  # type: ignore[no-untyped-def]
+    token = csrf_token(client.get("/staff/incidents/INC-1").text)
+    return client.post("/staff/incidents/INC-1/imports", data={
+        "csrf_token": token, "file": (io.BytesIO(content), name)}, content_type="multipart/form-data")
+
+
+def test_upload_good_file_then_the_same_again(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    client.get("/lang/en")
+    content = b"customer_ref,asset,amount\nC7,BTC,0.1\nC8,JPY,5000\n"
+    first = _upload(client, content)
+    assert first.status_code == 302
+    page = client.get(first.headers["Location"])
+    assert "<dt>Positions created</dt><dd>2</dd>" in page.text
+    again = _upload(client, content, "copy.csv")
+    assert again.status_code == 302 and again.headers["Location"] == first.headers["Location"]
+
+
+def test_upload_bad_file_shows_the_report(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    response = _upload(client, b"customer_ref,asset,amount\nC7,BTC,0.1\nC8,DOGE,1\n")
+    assert response.status_code == 422
+    assert "line 3: unknown asset" in response.text
+
+
+def test_upload_refuses_other_file_types(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    response = _upload(client, b"MZ\x90\x00", "tool.exe")
+    assert response.status_code == 422
