@@ -55,6 +55,9 @@ def load(session: Session, rows: Iterable[LossRow]) -> None:
         _copy_postgres(session, iter(rows))
     else:
         _insert_sqlite(session, iter(rows))
+    # Temporary tables have no statistics until analysed; without them the planner picks
+    # nested loops for the merge and a million-row import takes minutes instead of seconds.
+    session.execute(text(f"ANALYZE {TABLE}"))
 
 
 def _copy_postgres(session: Session, rows: Iterator[LossRow]) -> None:
