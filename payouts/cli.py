@@ -234,6 +234,19 @@ def demo_load(customers: int) -> None:
         click.echo(f"  {login.role:<10} {login.username:<26} {login.password}")
 
 
+# --- workers --------------------------------------------------------------------------------
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker for the payouts queues (needs PAYOUTS_REDIS_URL)."""
+    from payouts.jobs.runtime import run_worker
+
+    try:
+        run_worker(current_app.extensions["payouts"].config, burst=burst)
+    except RuntimeError as exc:
+        _fail(exc)
+
+
 # --- allocation scenario (no database) ------------------------------------------------------
 @cli.command("allocate-scenario", with_appcontext=False)
 @click.argument("file", type=click.File("rb"))

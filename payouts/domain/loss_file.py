@@ -1,6 +1,6 @@
 """Reading a loss file from the exchange's ledger: header and rows, validated one by one.
 
-The format (UTF-8, optional BOM, comma separated, header first):
+The format (UTF-8, optional BOM, comma separated, header first, no blank lines):
 
     customer_ref,asset,amount[,name][,email]
 
@@ -26,8 +26,12 @@ MAX_REF_LENGTH = 64
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
 
-_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]*")
-_EMAIL_RE = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
+#: Patterns shared with the PostgreSQL import path (payouts.db.loss_staging), which checks the
+#: same rules in SQL: both dialects of regular expression read them the same way.
+REF_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:@/-]*"
+EMAIL_PATTERN = r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+"
+_REF_RE = re.compile(REF_PATTERN)
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -71,6 +75,38 @@ def decode_lines(chunks: Iterable[bytes]) -> Iterator[str]:
             ) from None
 
 
+def check_header(fields: list[str]) -> dict[str, int]:
+    """Column name -> position, after checking the header names the columns we know."""
+    names = [h.strip().lower() for h in fields]
+    if names == [""] or not names:
+        raise LossFileError("the header line is empty", line=1)
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
+    for name in names:
+        if name not in known:
+            raise LossFileError(
+                f"unknown column {name!r}; expected {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}",
+                line=1,
+            )
+    if len(set(names)) != len(names):
+        raise LossFileError("a column is named twice in the header", line=1)
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise LossFileError(f"missing column {', '.join(repr(m) for m in missing)}", line=1)
+    return {name: index for index, name in enumerate(names)}
+
+
+def parse_header_line(raw: bytes) -> dict[str, int]:
+    """The header from the file's first line (bytes, BOM allowed)."""
+    if not raw.strip():
+        raise LossFileError("the file is empty; expected a header line")
+    text = next(decode_lines([raw]))
+    try:
+        fields = next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise LossFileError(f"unreadable header: {exc}", line=1) from None
+    return check_header(fields)
+
+
 class LossFileReader:
     """Iterates a loss file, yielding LossRow or RowProblem for each data row."""
 
@@ -87,22 +123,7 @@ class LossFileReader:
             raise LossFileError("the file is empty; expected a header line") from None
         except csv.Error as exc:
             raise LossFileError(f"unreadable header: {exc}", line=1) from None
-        names = [h.strip().lower() for h in header]
-        if names == [""] or not names:
-            raise LossFileError("the header line is empty", line=1)
-        known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-        for name in names:
-            if name not in known:
-                raise LossFileError(
-                    f"unknown column {name!r}; expected {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}",
-                    line=1,
-                )
-        if len(set(names)) != len(names):
-            raise LossFileError("a column is named twice in the header", line=1)
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise LossFileError(f"missing column {', '.join(repr(m) for m in missing)}", line=1)
-        return {name: index for index, name in enumerate(names)}
+        return check_header(header)
 
     def __iter__(self) -> Iterator[LossRow | RowProblem]:
         cols = self._columns
@@ -119,11 +140,13 @@ class LossFileReader:
             except csv.Error as exc:
                 raise LossFileError(f"malformed CSV: {exc}", line=reader.line_num) from None
             line = reader.line_num
-            if not record or record == [""]:
-                continue  # blank lines are allowed and ignored
             self.rows_read += 1
+            if not record or record == [""]:
+                yield RowProblem(line, "is blank")
+                continue
             if len(record) != width:
-                yield RowProblem(line, f"expected {width} fields, found {len(record)}")
+                more_or_fewer = "more" if len(record) > width else "fewer"
+                yield RowProblem(line, f"has {more_or_fewer} fields than the header")
                 continue
             ref = record[i_ref].strip()
             if not ref:

@@ -23,7 +23,14 @@ from payouts.db.models import Asset, Incident, LossImport
 from payouts.db.session import transaction
 from payouts.db.types import utcnow
 from payouts.domain.errors import NotFoundError
-from payouts.domain.loss_file import LossFileError, LossFileReader, LossRow, RowProblem, decode_lines
+from payouts.domain.loss_file import (
+    LossFileError,
+    LossFileReader,
+    LossRow,
+    RowProblem,
+    decode_lines,
+    parse_header_line,
+)
 from payouts.domain.roles import STAFF_WRITERS, Actor
 from payouts.services.access import require_role
 
@@ -93,21 +100,21 @@ def _import(
     if earlier is not None:
         return ImportReport("already_imported", filename, rows=earlier.row_count, loss_import=earlier)
 
-    decimals = {code: places for code, places in session.execute(select(Asset.code, Asset.decimals))}
     report = ImportReport("rejected", filename)
     try:
-        reader = LossFileReader(decode_lines(stream), decimals)
-        loss_staging.create(session)
-        loss_staging.load(session, _valid_rows(reader, report))
+        if loss_staging.supports_raw_copy(session):
+            _stage_in_database(session, stream, report)
+        else:
+            _stage_through_python(session, stream, report)
     except LossFileError as exc:
         report.problem_count += 1
         report.problems.append(exc.message)
         raise ImportRejected(report) from None
-    report.rows = reader.rows_read
     if report.problem_count == 0 and report.rows == 0:
         report.problem_count = 1
         report.problems.append("the file has a header but no data rows")
     if report.problem_count == 0:
+        # Checks that need the whole file, on the staged rows.
         conflicts = loss_staging.whole_file_conflicts(session, MAX_REPORTED_PROBLEMS)
         report.problem_count = len(conflicts)
         report.problems = [f"line {c.line}: {c.message}" for c in conflicts]
@@ -159,6 +166,25 @@ def _import(
     report.status = "imported"
     report.loss_import = record
     return report
+
+
+def _stage_through_python(session: Session, stream: BinaryIO, report: ImportReport) -> None:
+    """Read and check rows in Python, streaming the good ones into the staging table."""
+    decimals = {code: places for code, places in session.execute(select(Asset.code, Asset.decimals))}
+    reader = LossFileReader(decode_lines(stream), decimals)
+    loss_staging.create(session)
+    loss_staging.load(session, _valid_rows(reader, report))
+    report.rows = reader.rows_read
+
+
+def _stage_in_database(session: Session, stream: BinaryIO, report: ImportReport) -> None:
+    """COPY the file as is and check its rows in SQL: the fast path on PostgreSQL."""
+    columns = parse_header_line(stream.readline())
+    ordered = sorted(columns, key=columns.__getitem__)
+    loss_staging.copy_raw(session, ordered, iter(lambda: stream.read(_HASH_CHUNK), b""))
+    report.problem_count, report.problems = loss_staging.raw_problems(session, MAX_REPORTED_PROBLEMS)
+    if report.problem_count == 0:
+        report.rows = loss_staging.stage_from_raw(session)
 
 
 def _valid_rows(reader: LossFileReader, report: ImportReport) -> Iterator[LossRow]:

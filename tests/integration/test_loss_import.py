@@ -90,10 +90,14 @@ BAD_FILES = [
     ("customer_ref,asset,amount\nC1,JPY,1e5\n", "line 2: amount is not a plain decimal"),
     ("customer_ref,asset,amount\nC1,JPY,1\nC2,JPY,2\nC1,JPY,3\n", "line 4: duplicate row for customer C1 and asset JPY (first at line 2)"),
     ("customer_ref,asset,amount\n,JPY,1\n", "line 2: customer_ref is empty"),
-    ("customer_ref,asset,amount\nC1,JPY\n", "line 2: expected 3 fields, found 2"),
+    ("customer_ref,asset,amount\nC1,JPY\n", "line 2: has fewer fields than the header"),
     ("customer_ref,asset,amount,email\nC1,JPY,1,not-an-email\n", "line 2: email 'not-an-email' is not a valid address"),
     ("customer_ref,asset,amount,name\nC1,JPY,1,A\nC1,BTC,1,B\n", "line 3: customer C1 is given two different values for name"),
     ("customer_ref,asset,amount\nC1,JPY,\n", "line 2: amount is empty"),
+    ("customer_ref,asset,amount\nC1,JPY,1\n\nC2,JPY,2\n", "line 3: "),
+    ("customer_ref,asset,amount\nC1,JPY,1,extra\n", "line 2: has more fields than the header"),
+    ('customer_ref,asset,amount,name\nC1,JPY,1,"Sato\n', "line 2: "),
+    ("customer_ref,asset,amount\nC1 C2,JPY,1\n", "line 2: customer_ref 'C1 C2' is not a valid reference"),
 ]
 
 

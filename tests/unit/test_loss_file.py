@@ -13,9 +13,10 @@ def read(text: str) -> list[LossRow | RowProblem]:
     return list(LossFileReader(decode_lines(text.encode().splitlines(keepends=True)), DECIMALS))
 
 
-def test_reads_rows_with_line_numbers_skipping_blank_lines():
+def test_reads_rows_with_line_numbers_and_reports_blank_lines():
     rows = read("customer_ref,asset,amount\nC1,BTC,0.5\n\nC2,JPY,10\n")
-    assert rows == [LossRow(2, "C1", "BTC", 50_000_000, "", ""), LossRow(4, "C2", "JPY", 10, "", "")]
+    assert rows == [LossRow(2, "C1", "BTC", 50_000_000, "", ""), RowProblem(3, "is blank"),
+                    LossRow(4, "C2", "JPY", 10, "", "")]
 
 
 def test_header_is_case_and_space_insensitive_and_columns_may_be_reordered():

@@ -1,0 +1,1 @@
+"""RQ job functions (thin: they open a session and call a service) and the worker runtime."""

@@ -1,0 +1,72 @@
+"""The bridge between services and RQ: how work is dispatched, and how a worker runs.
+
+Services never import RQ; they are handed a ``dispatch(func_path, *ids)`` callable and call it
+only after their transaction has committed. With Redis configured, dispatch enqueues on RQ;
+without it (the embedded default used by `make run`), the job runs inline in the same process.
+Jobs carry ids only and re-read state, because RQ may deliver a job more than once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Worker
+
+from payouts.config import Config
+
+QUEUES = ("payouts-high", "payouts-default")
+Dispatch = Callable[..., None]
+
+# The worker process's state, set up once by run_worker() before any job runs.
+_worker_state: dict[str, Any] = {}
+
+
+def make_dispatch(config: Config, queue: str = "payouts-default") -> Dispatch:
+    """A dispatch callable for this deployment: RQ when Redis is configured, inline otherwise."""
+    if config.redis_url:
+        rq_queue = Queue(queue, connection=Redis.from_url(config.redis_url))
+
+        def enqueue(func_path: str, *args: object, job_id: str | None = None) -> None:
+            rq_queue.enqueue(func_path, *args, job_id=job_id)
+
+        return enqueue
+
+    def inline(func_path: str, *args: object, job_id: str | None = None) -> None:
+        module, _, name = func_path.rpartition(".")
+        getattr(importlib.import_module(module), name)(*args)
+
+    return inline
+
+
+def worker_session_factory():  # type: ignore[no-untyped-def]
+    """The session factory of this worker process (used by job functions)."""
+    if "session_factory" not in _worker_state:
+        from payouts.db.session import make_engine, make_session_factory
+
+        config = Config.from_env()
+        engine = make_engine(config.database_url)
+        _worker_state.update(config=config, engine=engine, session_factory=make_session_factory(engine))
+    return _worker_state["session_factory"]
+
+
+def _after_fork_in_child() -> None:
+    # A forked work horse must not reuse the parent's pooled connections: drop them (without
+    # closing the parent's sockets) so the child opens its own.
+    engine = _worker_state.get("engine")
+    if engine is not None:
+        engine.dispose(close=False)
+
+
+def run_worker(config: Config, queues: tuple[str, ...] = QUEUES, burst: bool = False) -> None:
+    if not config.redis_url:
+        raise RuntimeError("PAYOUTS_REDIS_URL is not set: without Redis, jobs run inline and no worker is needed")
+    worker_session_factory()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    connection = Redis.from_url(config.redis_url)
+    Worker([Queue(name, connection=connection) for name in queues], connection=connection).work(
+        burst=burst
+    )
