@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install translations bench lint clean
+.PHONY: run test install browser translations bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ run: install
 	$(BIN)/payouts demo load
 	$(BIN)/payouts run --host $(HOST) --port $(PORT)
 
-test: install
+# The end-to-end tests drive Debian's Chromium; no test tool ever downloads a browser.
+browser:
+	@dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { out=$$( (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk) 2>&1 ) \
+	  || { printf '%s\n' "$$out" >&2; echo "installing chromium failed" >&2; exit 1; }; }
+
+test: install browser
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
