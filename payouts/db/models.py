@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -224,3 +225,217 @@ class AuditEvent(Base):
         Index("ix_audit_events_action", "action"),
         CheckConstraint("seq >= 1", name="seq_positive"),
     )
+
+
+# --- Funding: the liability reserve and the insurance tower ----------------------------------
+
+
+class ReserveEntry(Base):
+    """One movement of the liability reserve. Balances are derived from entries, never typed.
+
+    deposit / withdrawal move cash in or out; earmark sets cash aside for an incident's committed
+    allocation; release returns an unneeded earmark; payment pays earmarked cash to customers.
+    """
+
+    __tablename__ = "reserve_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_jpy: Mapped[int] = mapped_column(BigInteger)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    allocation_run_id: Mapped[int | None] = mapped_column(ForeignKey("allocation_runs.id"))
+    memo: Mapped[str] = mapped_column(String(500))
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("amount_jpy > 0", name="amount_positive"),
+        CheckConstraint(
+            "kind IN ('deposit', 'withdrawal', 'earmark', 'release', 'payment')", name="kind_known"
+        ),
+        CheckConstraint(
+            "(kind IN ('deposit', 'withdrawal')) = (incident_id IS NULL)", name="incident_for_earmarks"
+        ),
+        Index("ix_reserve_entries_incident", "incident_id"),
+    )
+
+
+class InsurancePolicy(Base):
+    """An approved insurance policy whose layers may fund compensation."""
+
+    __tablename__ = "insurance_policies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    policy_number: Mapped[str] = mapped_column(String(60), unique=True)
+    insurer: Mapped[str] = mapped_column(String(200))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    layers: Mapped[list[InsuranceLayer]] = relationship(
+        back_populates="policy", order_by="InsuranceLayer.attachment_jpy"
+    )
+
+    __table_args__ = (CheckConstraint("period_end >= period_start", name="period_ordered"),)
+
+
+class InsuranceLayer(Base):
+    """A layer of the tower: pays the loss above its attachment, up to its limit, times its share."""
+
+    __tablename__ = "insurance_layers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("insurance_policies.id"))
+    #: The id the allocation engine and its results use, unique across the tower ("L1", ...).
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    attachment_jpy: Mapped[int] = mapped_column(BigInteger)
+    limit_jpy: Mapped[int] = mapped_column(BigInteger)
+    share: Mapped[Decimal] = mapped_column(ExactDecimal)
+    #: What the policy period's aggregate allows on the insurer's share; NULL: no aggregate.
+    aggregate_limit_jpy: Mapped[int | None] = mapped_column(BigInteger)
+    #: Comma-separated incident types the layer does not cover.
+    excluded_incident_types: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    policy: Mapped[InsurancePolicy] = relationship(back_populates="layers")
+
+    __table_args__ = (
+        CheckConstraint("attachment_jpy >= 0", name="attachment_non_negative"),
+        CheckConstraint("limit_jpy >= 0", name="limit_non_negative"),
+        CheckConstraint(
+            "aggregate_limit_jpy IS NULL OR aggregate_limit_jpy >= 0", name="aggregate_non_negative"
+        ),
+    )
+
+
+class CompensationTerms(Base):
+    """Per-incident customer terms: deductible, cap, and priority tranches (small claims first)."""
+
+    __tablename__ = "compensation_terms"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    deductible_jpy: Mapped[int] = mapped_column(BigInteger, default=0)
+    cap_jpy: Mapped[int | None] = mapped_column(BigInteger)
+    #: Strictly increasing thresholds in yen, comma-separated ("200000,1000000"); "" for none.
+    tranches_jpy: Mapped[str] = mapped_column(String(500), default="")
+    set_by_label: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("deductible_jpy >= 0", name="deductible_non_negative"),
+        CheckConstraint("cap_jpy IS NULL OR cap_jpy >= 0", name="cap_non_negative"),
+    )
+
+
+# --- Allocation runs ----------------------------------------------------------------------------
+
+
+class AllocationRun(Base):
+    """An immutable, committed allocation of an incident (or of money that arrived later)."""
+
+    __tablename__ = "allocation_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    #: "initial" (the waterfall) or "later_money" (a recovery spread over unpaid balances).
+    kind: Mapped[str] = mapped_column(String(20))
+    #: 1 for the initial run, then 2, 3, ... : unique per incident, so two concurrent commits
+    #: of the same step cannot both succeed.
+    sequence: Mapped[int] = mapped_column(Integer)
+    inputs_sha256: Mapped[str] = mapped_column(String(64))
+    #: Canonical JSON of everything but the customers (terms, prices, sources, totals of inputs).
+    inputs_summary: Mapped[str] = mapped_column(Text)
+    customers: Mapped[int] = mapped_column(BigInteger)
+    total_eligible_jpy: Mapped[int] = mapped_column(BigInteger)
+    total_funded_jpy: Mapped[int] = mapped_column(BigInteger)
+    shortfall_jpy: Mapped[int] = mapped_column(BigInteger)
+    recovery_id: Mapped[int | None] = mapped_column(ForeignKey("recoveries.id"))
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    sources: Mapped[list[AllocationSource]] = relationship(order_by="AllocationSource.draw_order")
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "sequence"),
+        CheckConstraint("kind IN ('initial', 'later_money')", name="kind_known"),
+        CheckConstraint("(kind = 'initial') = (sequence = 1)", name="initial_first"),
+        CheckConstraint(
+            "total_funded_jpy >= 0 AND shortfall_jpy >= 0"
+            " AND total_funded_jpy + shortfall_jpy = total_eligible_jpy",
+            name="totals_reconcile",
+        ),
+    )
+
+
+class AllocationSource(Base):
+    """What one source (the reserve or a layer) could give and gave in a run, in draw order."""
+
+    __tablename__ = "allocation_sources"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id"), primary_key=True)
+    draw_order: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(40))
+    layer_id: Mapped[int | None] = mapped_column(ForeignKey("insurance_layers.id"))
+    available_jpy: Mapped[int] = mapped_column(BigInteger)
+    used_jpy: Mapped[int] = mapped_column(BigInteger)
+    aggregate_remaining_after_jpy: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("used_jpy >= 0 AND used_jpy <= available_jpy", name="used_within_available"),
+        CheckConstraint("source_id <> 'reserve' OR layer_id IS NULL", name="reserve_has_no_layer"),
+    )
+
+
+class AllocationLine(Base):
+    """One customer's result in a run: value, eligible claim, payout and its split by source."""
+
+    __tablename__ = "allocation_lines"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    approved_jpy: Mapped[int] = mapped_column(BigInteger)
+    eligible_jpy: Mapped[int] = mapped_column(BigInteger)
+    payout_jpy: Mapped[int] = mapped_column(BigInteger)
+    #: JSON array of yen, aligned with the run's sources in draw order: "[76923,73077]".
+    by_source: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(
+            "payout_jpy >= 0 AND payout_jpy <= eligible_jpy AND eligible_jpy <= approved_jpy",
+            name="payout_within_claim",
+        ),
+        Index("ix_allocation_lines_customer", "customer_id"),
+    )
+
+
+class InsuranceReceivable(Base):
+    """What a layer owes for a committed run, and what the insurer has paid of it."""
+
+    __tablename__ = "insurance_receivables"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id"))
+    layer_id: Mapped[int] = mapped_column(ForeignKey("insurance_layers.id"))
+    amount_jpy: Mapped[int] = mapped_column(BigInteger)
+    received_jpy: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "layer_id"),
+        CheckConstraint("received_jpy >= 0 AND received_jpy <= amount_jpy", name="received_within_amount"),
+    )
+
+
+class Recovery(Base):
+    """Money that arrived after the initial run (recovered funds, a late insurer payment)."""
+
+    __tablename__ = "recoveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    amount_jpy: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(300))
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("amount_jpy > 0", name="amount_positive"),)

@@ -1,0 +1,429 @@
+"""Allocation runs: build the engine's input from the records, preview, commit, later money.
+
+The engine (payouts.domain.allocation) decides every yen; this module only gathers its input
+(approved losses, prices, terms, the reserve's available balance, the tower in force when the
+incident occurred), stores the result immutably, earmarks the reserve and records what each
+insurer owes, all in one transaction with its audit event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from payouts.audit.chain import canonical_json
+from payouts.audit.log import record_event
+from payouts.db.bulk import bulk_insert
+from payouts.db.models import (
+    AllocationLine,
+    AllocationRun,
+    AllocationSource,
+    Asset,
+    Customer,
+    Incident,
+    InsuranceReceivable,
+    LossPosition,
+    Recovery,
+    ReferencePrice,
+    ReserveEntry,
+)
+from payouts.db.session import transaction
+from payouts.domain.allocation import (
+    RESERVE_ID,
+    AllocationInput,
+    AllocationResult,
+    AssetSpec,
+    CustomerInput,
+    CustomerTerms,
+    LayerInput,
+    Position,
+    allocate,
+    check_invariants,
+    distribute_later_money,
+    validate_input,
+)
+from payouts.domain.allocation_digest import input_digest
+from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
+from payouts.domain.money import canonical_decimal
+from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
+from payouts.services import funding
+from payouts.services.access import require_role
+
+RECOVERY_SOURCE = "recovery"
+
+
+@dataclass
+class Preview:
+    """A computed allocation that has not been stored."""
+
+    incident: Incident
+    inputs: AllocationInput
+    result: AllocationResult
+    digest: str
+    layer_ids: dict[str, int] = field(default_factory=dict)
+
+    def ratio_histogram(self) -> list[tuple[str, int]]:
+        return payout_ratio_histogram((c.eligible_jpy, c.payout_jpy) for c in self.result.customers)
+
+
+def payout_ratio_histogram(pairs) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """Customers by payout as a share of their eligible claim, in tenths (integers only)."""
+    counts: Counter[int] = Counter()
+    for eligible, payout in pairs:
+        if eligible > 0:
+            counts[10 if payout == eligible else (payout * 10) // eligible] += 1
+    labels = [f"{10 * i}–{10 * i + 9}%" for i in range(10)] + ["100%"]
+    return [(labels[i], counts.get(i, 0)) for i in range(11)]
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+def build_input(
+    session: Session, actor: Actor, incident: Incident
+) -> tuple[AllocationInput, dict[str, int]]:
+    """The engine's input from the records; also maps layer codes to their row ids."""
+    prices = {p.asset_code: p.price_jpy for p in session.scalars(
+        select(ReferencePrice).where(ReferencePrice.incident_id == incident.id))}
+    decimals = dict(session.execute(select(Asset.code, Asset.decimals)).all())
+    customers: list[CustomerInput] = []
+    current_ref: str | None = None
+    current: list[Position] = []
+    used_assets: set[str] = set()
+    # Until claim approval exists, the imported positions are the approved losses.
+    rows = session.execute(
+        select(Customer.external_ref, LossPosition.asset_code, LossPosition.amount_minor)
+        .join(Customer, Customer.id == LossPosition.customer_id)
+        .where(LossPosition.incident_id == incident.id)
+        .order_by(Customer.external_ref, LossPosition.asset_code)
+        .execution_options(yield_per=50_000)
+    )
+    for ref, asset, amount in rows:
+        if ref != current_ref:
+            if current_ref is not None:
+                customers.append(CustomerInput(current_ref, tuple(current)))
+            current_ref, current = ref, []
+        current.append(Position(asset, amount))
+        used_assets.add(asset)
+    if current_ref is not None:
+        customers.append(CustomerInput(current_ref, tuple(current)))
+    if not customers:
+        raise ValidationError("customers", f"incident {incident.ref} has no imported losses")
+    missing = sorted(used_assets - prices.keys())
+    if missing:
+        raise ValidationError("prices", f"no reference price fixed for {', '.join(missing)}")
+    assets = {code: AssetSpec(code, decimals[code], prices[code]) for code in sorted(used_assets)}
+
+    terms_row = funding.get_terms(session, incident.id)
+    terms = CustomerTerms(terms_row.deductible_jpy if terms_row else 0, terms_row.cap_jpy if terms_row else None)
+    tranches = funding.parse_tranches(terms_row.tranches_jpy) if terms_row else ()
+
+    layers, layer_ids = [], {}
+    for status in funding.tower(session, actor, incident.occurred_at.date()):
+        layer = status.layer
+        layers.append(LayerInput(
+            layer.code, layer.attachment_jpy, layer.limit_jpy, layer.share,
+            status.aggregate_remaining_jpy,
+            frozenset(t for t in layer.excluded_incident_types.split(",") if t)))
+        layer_ids[layer.code] = layer.id
+    inp = AllocationInput(incident.incident_type, assets, tuple(customers), terms, tranches,
+                          funding.reserve_balance(session).available, tuple(layers))
+    validate_input(inp)
+    return inp, layer_ids
+
+
+def preview(session: Session, actor: Actor, incident_ref: str) -> Preview:
+    """Compute the allocation the records give now, without storing anything."""
+    require_role(actor, BACK_OFFICE_READERS, "preview allocations")
+    incident = _incident(session, incident_ref)
+    inp, layer_ids = build_input(session, actor, incident)
+    result = allocate(inp)
+    check_invariants(inp, result)
+    session.rollback()  # a preview holds no locks and writes nothing
+    return Preview(incident, inp, result, input_digest(inp), layer_ids)
+
+
+# --- commit ---------------------------------------------------------------------------------
+
+
+def commit_allocation(
+    session: Session, actor: Actor, incident_ref: str, expected_digest: str | None = None
+) -> AllocationRun:
+    """Store the incident's allocation run, earmark the reserve, record insurers' receivables.
+
+    ``expected_digest`` (from a preview) makes the commit refuse if any input changed since.
+    Only one initial run per incident: a second, or a concurrent one, gets ConflictError.
+    """
+    require_role(actor, STAFF_WRITERS, "commit allocations")
+    try:
+        with transaction(session):
+            incident = _incident(session, incident_ref, lock=True)
+            existing = session.scalar(select(AllocationRun.id).where(
+                AllocationRun.incident_id == incident.id, AllocationRun.sequence == 1))
+            if existing is not None:
+                raise ConflictError(f"incident {incident.ref} already has a committed allocation (run #{existing})")
+            funding.lock_reserve(session)
+            inp, layer_ids = build_input(session, actor, incident)
+            digest = input_digest(inp)
+            if expected_digest is not None and digest != expected_digest:
+                raise ConflictError("the inputs changed since the preview (losses, prices, terms, reserve"
+                                    " or tower); preview again before committing")
+            result = allocate(inp)
+            check_invariants(inp, result)
+            run = _store_run(session, actor, incident, "initial", 1, digest, _summary(inp, result), result,
+                             layer_ids)
+            reserve_used = result.sources[0].used_jpy
+            if reserve_used:
+                session.add(ReserveEntry(kind="earmark", amount_jpy=reserve_used, incident_id=incident.id,
+                                         allocation_run_id=run.id, created_by_label=actor.label,
+                                         memo=f"Allocation run #{run.id} of {incident.ref}"))
+            for source in result.sources[1:]:
+                if source.used_jpy:
+                    session.add(InsuranceReceivable(run_id=run.id, layer_id=layer_ids[source.id],
+                                                    amount_jpy=source.used_jpy, received_jpy=0))
+            incident.status = "paying"
+            record_event(
+                session, actor, "allocation.committed", "incident", incident.ref,
+                f"Allocation run #{run.id} of {incident.ref}: eligible ¥{result.total_eligible_jpy:,},"
+                f" funded ¥{result.total_funded_jpy:,}, shortfall ¥{result.shortfall_jpy:,}",
+                {"run_id": run.id, "inputs_sha256": digest, "customers": len(result.customers),
+                 "sources": {s.id: s.used_jpy for s in result.sources}},
+            )
+    except IntegrityError as exc:
+        # SQLite has no row lock: the unique (incident, sequence) decides the race instead.
+        raise ConflictError(f"another allocation of {incident_ref} was committed at the same time") from exc
+    return run
+
+
+def _store_run(session, actor, incident, kind, sequence, digest, summary, result, layer_ids,  # type: ignore[no-untyped-def]
+               recovery_id=None, only_paid=False):
+    run = AllocationRun(
+        incident_id=incident.id, kind=kind, sequence=sequence, inputs_sha256=digest,
+        inputs_summary=canonical_json(summary), customers=len(result.customers),
+        total_eligible_jpy=result.total_eligible_jpy, total_funded_jpy=result.total_funded_jpy,
+        shortfall_jpy=result.shortfall_jpy, recovery_id=recovery_id, created_by_label=actor.label,
+    )
+    session.add(run)
+    session.flush()
+    for order, source in enumerate(result.sources):
+        session.add(AllocationSource(
+            run_id=run.id, draw_order=order, source_id=source.id, layer_id=layer_ids.get(source.id),
+            available_jpy=source.available_jpy, used_jpy=source.used_jpy,
+            aggregate_remaining_after_jpy=source.aggregate_remaining_after_jpy))
+    session.flush()
+    ids = dict(session.execute(
+        select(Customer.external_ref, Customer.id).join(LossPosition, LossPosition.customer_id == Customer.id)
+        .where(LossPosition.incident_id == incident.id).distinct()).all())
+    bulk_insert(
+        session, AllocationLine.__tablename__,
+        ("run_id", "customer_id", "approved_jpy", "eligible_jpy", "payout_jpy", "by_source"),
+        ((run.id, ids[c.id], c.approved_jpy, c.eligible_jpy, c.payout_jpy,
+          "[" + ",".join(map(str, c.by_source)) + "]")
+         for c in result.customers if not only_paid or c.payout_jpy),
+    )
+    return run
+
+
+def _summary(inp: AllocationInput, result: AllocationResult) -> dict[str, object]:
+    return {
+        "incident_type": inp.incident_type,
+        "prices": {a.code: canonical_decimal(Decimal(a.ref_price)) for a in inp.assets.values()},
+        "terms": {"deductible_jpy": inp.terms.deductible_jpy, "cap_jpy": inp.terms.cap_jpy,
+                  "tranches_jpy": list(inp.tranches_jpy)},
+        "reserve_available_jpy": inp.reserve_jpy,
+        "layers": [{"id": l.id, "attachment_jpy": l.attachment_jpy, "limit_jpy": l.limit_jpy,
+                    "share": canonical_decimal(Decimal(l.share)),
+                    "aggregate_remaining_jpy": l.aggregate_remaining_jpy,
+                    "excluded_incident_types": sorted(l.excluded_incident_types)} for l in inp.layers],
+        "customers": len(inp.customers),
+    }
+
+
+# --- later money ----------------------------------------------------------------------------
+
+
+def record_recovery(
+    session: Session, actor: Actor, *, incident_ref: str, amount_jpy: int, source: str
+) -> AllocationRun:
+    """Record money that arrived after the run and share it over unpaid balances at once."""
+    require_role(actor, STAFF_WRITERS, "record recoveries")
+    if type(amount_jpy) is not int or amount_jpy <= 0:
+        raise ValidationError("amount_jpy", "must be a whole number of yen above 0")
+    source = (source or "").strip()
+    if not source or len(source) > 300:
+        raise ValidationError("source", "is required (at most 300 characters): say where the money came from")
+    try:
+        with transaction(session):
+            incident = _incident(session, incident_ref, lock=True)
+            sequence = session.scalar(select(func.max(AllocationRun.sequence)).where(
+                AllocationRun.incident_id == incident.id))
+            if not sequence:
+                raise ConflictError(f"incident {incident.ref} has no committed allocation yet:"
+                                    " commit the initial run first")
+            balances = session.execute(
+                select(Customer.external_ref, func.max(AllocationLine.approved_jpy),
+                       func.max(AllocationLine.eligible_jpy), func.sum(AllocationLine.payout_jpy))
+                .join(AllocationRun, AllocationRun.id == AllocationLine.run_id)
+                .join(Customer, Customer.id == AllocationLine.customer_id)
+                .where(AllocationRun.incident_id == incident.id)
+                .group_by(Customer.external_ref)
+            ).all()
+            approved = {ref: int(v) for ref, v, _e, _p in balances}
+            unpaid = [(ref, int(e), int(e) - int(p)) for ref, _v, e, p in balances]
+            shared = distribute_later_money(amount_jpy, unpaid)
+            recovery = Recovery(incident_id=incident.id, amount_jpy=amount_jpy, source=source,
+                                created_by_label=actor.label)
+            session.add(recovery)
+            session.flush()
+            result = _later_result(unpaid, approved, shared, amount_jpy)
+            summary = {"recovery_id": recovery.id, "amount_jpy": amount_jpy, "source": source,
+                       "distributed_jpy": shared.distributed_jpy, "surplus_jpy": shared.surplus_jpy}
+            run = _store_run(session, actor, incident, "later_money", sequence + 1,
+                             input_digest_later(unpaid, amount_jpy), summary, result, {},
+                             recovery_id=recovery.id, only_paid=True)
+            record_event(
+                session, actor, "recovery.distributed", "incident", incident.ref,
+                f"¥{amount_jpy:,} from {source} shared over unpaid balances of {incident.ref}"
+                f" (run #{run.id}; surplus ¥{shared.surplus_jpy:,})", {"run_id": run.id, **summary})
+    except IntegrityError as exc:
+        raise ConflictError(f"another distribution for {incident_ref} was recorded at the same time") from exc
+    return run
+
+
+def input_digest_later(unpaid: list[tuple[str, int, int]], amount: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"later={amount}\n".encode())
+    for ref, eligible, balance in sorted(unpaid):
+        digest.update(f"{ref}={eligible}:{balance}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _LaterCustomer:
+    id: str
+    approved_jpy: int
+    eligible_jpy: int
+    payout_jpy: int
+    by_source: tuple[int, ...]  # aligned with the run's sources, like the engine's results
+
+
+@dataclass(frozen=True)
+class _LaterSource:
+    id: str
+    available_jpy: int
+    used_jpy: int
+    aggregate_remaining_after_jpy: None = None
+
+
+@dataclass(frozen=True)
+class _LaterResult:
+    total_eligible_jpy: int
+    total_funded_jpy: int
+    shortfall_jpy: int
+    sources: list[_LaterSource]
+    customers: list[_LaterCustomer]
+
+
+def _later_result(unpaid, approved, shared, amount):  # type: ignore[no-untyped-def]
+    """A later-money run in the same shape as an engine result, for storage."""
+    total_unpaid = sum(balance for _r, _e, balance in unpaid)
+    customers = [
+        _LaterCustomer(ref, approved[ref], eligible, shared.amounts[ref], (shared.amounts[ref],))
+        for ref, eligible, _balance in unpaid
+    ]
+    return _LaterResult(total_unpaid, shared.distributed_jpy, total_unpaid - shared.distributed_jpy,
+                        [_LaterSource(RECOVERY_SOURCE, amount, shared.distributed_jpy)], customers)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def runs(session: Session, actor: Actor, incident: Incident) -> list[AllocationRun]:
+    require_role(actor, BACK_OFFICE_READERS, "read allocation runs")
+    return list(session.scalars(select(AllocationRun).where(AllocationRun.incident_id == incident.id)
+                                .order_by(AllocationRun.sequence)))
+
+
+def get_run(session: Session, actor: Actor, incident: Incident, run_id: int) -> AllocationRun:
+    require_role(actor, BACK_OFFICE_READERS, "read allocation runs")
+    run = session.scalar(select(AllocationRun).where(AllocationRun.id == run_id,
+                                                     AllocationRun.incident_id == incident.id))
+    if run is None:
+        raise NotFoundError(f"no allocation run {run_id} for {incident.ref}")
+    return run
+
+
+def run_histogram(session: Session, run: AllocationRun) -> list[tuple[str, int]]:
+    rows = session.execute(select(AllocationLine.eligible_jpy, AllocationLine.payout_jpy)
+                           .where(AllocationLine.run_id == run.id).execution_options(yield_per=50_000))
+    return payout_ratio_histogram(rows)
+
+
+@dataclass(frozen=True)
+class LineExplanation:
+    """One customer's line, with every step of the calculation."""
+
+    customer: Customer
+    run: AllocationRun
+    line: AllocationLine
+    by_source: list[tuple[str, int]]
+    positions: list[tuple[str, str, str, str]]  # asset, amount, price, exact yen value
+    deductible_jpy: int
+    cap_jpy: int | None
+    tranches: list[tuple[str, int]]  # bucket label, amount of E in the bucket
+
+
+def explain_line(session: Session, actor: Actor, incident: Incident, run_id: int,
+                 customer_ref: str) -> LineExplanation:
+    from payouts.domain.money import format_amount
+    from payouts.domain.valuation import value_positions
+
+    run = get_run(session, actor, incident, run_id)
+    customer = session.scalar(select(Customer).where(Customer.external_ref == customer_ref))
+    line = customer and session.get(AllocationLine, (run.id, customer.id))
+    if customer is None or line is None:
+        raise NotFoundError(f"customer {customer_ref!r} has no line in run #{run.id}")
+    sources = [s.source_id for s in run.sources]
+    amounts = json.loads(line.by_source)
+    summary = json.loads(run.inputs_summary)
+    priced = session.execute(
+        select(LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals, ReferencePrice.price_jpy)
+        .join(Asset, Asset.code == LossPosition.asset_code)
+        .join(ReferencePrice, (ReferencePrice.incident_id == incident.id)
+              & (ReferencePrice.asset_code == LossPosition.asset_code))
+        .where(LossPosition.incident_id == incident.id, LossPosition.customer_id == customer.id)
+        .order_by(LossPosition.asset_code)).all()
+    valued, _total = value_positions([tuple(r) for r in priced])
+    positions = [(v.asset, format_amount(v.amount_minor, v.decimals), canonical_decimal(v.price), v.value_exact)
+                 for v in valued]
+    terms = summary.get("terms", {"deductible_jpy": 0, "cap_jpy": None, "tranches_jpy": []})
+    bounds = [0, *terms["tranches_jpy"]]
+    tranches = []
+    for i, low in enumerate(bounds):
+        high = bounds[i + 1] if i + 1 < len(bounds) else None
+        part = (min(line.eligible_jpy, high) if high is not None else line.eligible_jpy) - min(line.eligible_jpy, low)
+        label = f"¥{low:,}–¥{high:,}" if high is not None else f"¥{low:,}+"
+        tranches.append((label, part))
+    return LineExplanation(customer, run, line, list(zip(sources, amounts)), positions,
+                           terms["deductible_jpy"], terms["cap_jpy"], tranches)
+
+
+def _incident(session: Session, ref: str, lock: bool = False) -> Incident:
+    query = select(Incident).where(Incident.ref == ref)
+    if lock:
+        query = query.with_for_update()
+    incident = session.scalar(query)
+    if incident is None:
+        raise NotFoundError(f"no incident {ref!r}")
+    return incident
+
+
+__all__ = ["RESERVE_ID", "Preview", "build_input", "preview", "commit_allocation", "record_recovery",
+           "runs", "get_run", "explain_line", "run_histogram", "payout_ratio_histogram"]
