@@ -188,6 +188,176 @@ def losses_import(incident: str, file: str) -> None:
     )
 
 
+# --- funding: reserve, insurance, terms ---------------------------------------------------------
+@cli.group("reserve")
+def reserve_group() -> None:
+    """The liability reserve's ledger."""
+
+
+def _reserve_move(kind: str, amount: int, memo: str) -> None:
+    from payouts.services import funding
+
+    with _session() as session:
+        try:
+            funding.record_reserve_movement(session, _operator(), kind=kind, amount_jpy=amount, memo=memo)
+        except DomainError as exc:
+            _fail(exc)
+        balance = funding.reserve_balance(session)
+    click.echo(f"{kind} of ¥{amount:,} recorded; available ¥{balance.available:,}")
+
+
+@reserve_group.command("deposit")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--memo", required=True)
+def reserve_deposit(amount: int, memo: str) -> None:
+    """Record AMOUNT yen paid into the reserve."""
+    _reserve_move("deposit", amount, memo)
+
+
+@reserve_group.command("withdraw")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--memo", required=True)
+def reserve_withdraw(amount: int, memo: str) -> None:
+    """Record AMOUNT yen taken out of the available reserve."""
+    _reserve_move("withdrawal", amount, memo)
+
+
+@reserve_group.command("balance")
+def reserve_show() -> None:
+    """Show the reserve's balances (derived from its ledger)."""
+    from payouts.services import funding
+
+    with _session() as session:
+        b = funding.reserve_balance(session)
+    click.echo(f"cash ¥{b.cash:,}\nearmarked ¥{b.earmarked:,}\navailable ¥{b.available:,}\npaid ¥{b.payments:,}")
+
+
+@cli.group("insurance")
+def insurance_group() -> None:
+    """Insurance policies and the layers of the tower."""
+
+
+@insurance_group.command("add-policy")
+@click.argument("policy_number")
+@click.option("--insurer", required=True)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+def insurance_add_policy(policy_number: str, insurer: str, start: dt.datetime, end: dt.datetime) -> None:
+    """Record an insurance policy."""
+    from payouts.services import funding
+
+    with _session() as session:
+        try:
+            funding.create_policy(session, _operator(), policy_number=policy_number, insurer=insurer,
+                                  period_start=start.date(), period_end=end.date())
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"recorded policy {policy_number}")
+
+
+@insurance_group.command("add-layer")
+@click.argument("policy_number")
+@click.argument("code")
+@click.option("--attachment", type=click.IntRange(min=0), required=True)
+@click.option("--limit", "limit_jpy", type=click.IntRange(min=0), required=True)
+@click.option("--share", default="1", show_default=True)
+@click.option("--aggregate", type=click.IntRange(min=0), default=None)
+@click.option("--exclude", multiple=True, help="An incident type the layer does not cover (repeatable).")
+def insurance_add_layer(policy_number: str, code: str, attachment: int, limit_jpy: int, share: str,
+                        aggregate: int | None, exclude: tuple[str, ...]) -> None:
+    """Add layer CODE to POLICY_NUMBER."""
+    from payouts.services import funding
+
+    with _session() as session:
+        try:
+            funding.add_layer(session, _operator(), policy_number=policy_number, code=code,
+                              attachment_jpy=attachment, limit_jpy=limit_jpy, share=share,
+                              aggregate_limit_jpy=aggregate, excluded_incident_types=list(exclude))
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"added layer {code}: ¥{limit_jpy:,} xs ¥{attachment:,} at {share}")
+
+
+@cli.group("terms")
+def terms_group() -> None:
+    """Per-incident compensation terms."""
+
+
+@terms_group.command("set")
+@click.argument("incident")
+@click.option("--deductible", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--cap", type=click.IntRange(min=0), default=None)
+@click.option("--tranches", default="", help="Comma-separated yen thresholds, e.g. 200000,1000000")
+def terms_set(incident: str, deductible: int, cap: int | None, tranches: str) -> None:
+    """Set deductible, cap and priority tranches of INCIDENT."""
+    from payouts.services import funding
+
+    with _session() as session:
+        try:
+            funding.set_terms(session, _operator(), incident_ref=incident, deductible_jpy=deductible,
+                              cap_jpy=cap, tranches_jpy=tranches)
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"terms of {incident} set")
+
+
+# --- allocation -------------------------------------------------------------------------------
+@cli.group("allocation")
+def allocation_group() -> None:
+    """Preview and commit allocations; share later money."""
+
+
+@allocation_group.command("preview")
+@click.argument("incident")
+def allocation_preview(incident: str) -> None:
+    """Compute INCIDENT's allocation without storing it."""
+    from payouts.services import allocation
+
+    with _session() as session:
+        try:
+            p = allocation.preview(session, _operator(), incident)
+        except DomainError as exc:
+            _fail(exc)
+    r = p.result
+    click.echo(f"customers {len(r.customers):,}; eligible ¥{r.total_eligible_jpy:,};"
+               f" funded ¥{r.total_funded_jpy:,}; shortfall ¥{r.shortfall_jpy:,}")
+    for s in r.sources:
+        click.echo(f"  {s.id:<12} available ¥{s.available_jpy:,}  used ¥{s.used_jpy:,}")
+    click.echo(f"inputs {p.digest}")
+
+
+@allocation_group.command("commit")
+@click.argument("incident")
+@click.option("--digest", default=None, help="Refuse unless the inputs still have this digest (from preview).")
+def allocation_commit(incident: str, digest: str | None) -> None:
+    """Commit INCIDENT's allocation run."""
+    from payouts.services import allocation
+
+    with _session() as session:
+        try:
+            run = allocation.commit_allocation(session, _operator(), incident, expected_digest=digest)
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"run #{run.id}: funded ¥{run.total_funded_jpy:,}, shortfall ¥{run.shortfall_jpy:,}")
+
+
+@allocation_group.command("recover")
+@click.argument("incident")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--source", required=True, help="Where the money came from.")
+def allocation_recover(incident: str, amount: int, source: str) -> None:
+    """Share AMOUNT yen that arrived later over INCIDENT's unpaid balances."""
+    from payouts.services import allocation
+
+    with _session() as session:
+        try:
+            run = allocation.record_recovery(session, _operator(), incident_ref=incident, amount_jpy=amount,
+                                             source=source)
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"run #{run.id}: shared ¥{run.total_funded_jpy:,} over {run.customers:,} customers")
+
+
 # --- users and demo -------------------------------------------------------------------------
 @cli.group("users")
 def users_group() -> None:

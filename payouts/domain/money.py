@@ -81,3 +81,12 @@ def format_yen(amount: int, locale: str = "ja") -> str:
     """Yen as people expect to read it: ¥1,234,567 (Japanese) or JPY 1,234,567 (English)."""
     grouped = f"{amount:,}"
     return f"¥{grouped}" if locale.startswith("ja") else f"JPY {grouped}"
+
+
+def format_decimal_yen(value: object, locale: str = "ja") -> str:
+    """An exact yen amount that may have decimals (a price, an unrounded value), grouped:
+    "14250000" -> "¥14,250,000", "100000.0999" -> "¥100,000.0999". Nothing is rounded."""
+    text = canonical_decimal(value) if isinstance(value, Decimal) else str(value)
+    whole, _, frac = text.partition(".")
+    grouped = f"{int(whole):,}" + (f".{frac}" if frac else "")
+    return f"¥{grouped}" if locale.startswith("ja") else f"JPY {grouped}"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from payouts.db.models import Incident, ReferencePrice, User
 from payouts.domain.roles import SYSTEM_ACTOR, Role
 from payouts.domain.sample_losses import customer_ref, loss_file_bytes
-from payouts.services import incidents, loss_import, users
+from payouts.services import funding, incidents, loss_import, users
 
 DEMO_INCIDENT = "DEMO-2026-01"
 DEMO_CUSTOMERS = 3000
@@ -70,7 +70,31 @@ def load_demo(session: Session, n_customers: int = DEMO_CUSTOMERS) -> list[Login
     )
     if not report.ok:
         raise RuntimeError(f"demo loss file rejected: {report.problems[:3]}")
+    _ensure_funding(session, incident.id)
     return [_ensure_login(session, *spec) for spec in DEMO_LOGINS]
+
+
+def _ensure_funding(session: Session, incident_id: int) -> None:
+    """A reserve, a three-layer tower and terms that leave the demo incident a little short,
+    so a preview shows the waterfall, the tranches and a haircut at work."""
+    actor = SYSTEM_ACTOR
+    if funding.reserve_balance(session).deposits == 0:
+        funding.record_reserve_movement(session, actor, kind="deposit", amount_jpy=4_000_000_000,
+                                        memo="FY2026 liability reserve (demo)")
+    if not funding.policies(session, actor):
+        funding.create_policy(session, actor, policy_number="DEMO-CYBER-2026", insurer="Demo Marine & Fire",
+                              period_start=dt.date(2026, 4, 1), period_end=dt.date(2027, 3, 31))
+        for code, attachment, limit, share, aggregate, excluded in (
+            ("L1", 3_000_000_000, 3_000_000_000, "1", 5_000_000_000, []),
+            ("L2", 6_000_000_000, 4_000_000_000, "0.5", None, ["insider_fraud"]),
+            ("L3", 10_000_000_000, 5_000_000_000, "1", 1_000_000_000, []),
+        ):
+            funding.add_layer(session, actor, policy_number="DEMO-CYBER-2026", code=code,
+                              attachment_jpy=attachment, limit_jpy=limit, share=share,
+                              aggregate_limit_jpy=aggregate, excluded_incident_types=excluded)
+    if funding.get_terms(session, incident_id) is None:
+        funding.set_terms(session, actor, incident_ref=DEMO_INCIDENT, deductible_jpy=0, cap_jpy=None,
+                          tranches_jpy="200000,1000000")
 
 
 def _ensure_login(

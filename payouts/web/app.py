@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from payouts.config import PROJECT_ROOT, Config
 from payouts.db.session import make_engine, make_session_factory
 from payouts.domain.errors import NotFoundError, PermissionDenied
-from payouts.domain.money import format_yen
+from payouts.domain.money import format_decimal_yen, format_yen
 from payouts.domain.roles import Role
 from payouts.web import context
 from payouts.web.access import public
@@ -80,6 +80,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     app.teardown_appcontext(context.close_db)
     app.jinja_env.filters["yen"] = lambda amount: format_yen(int(amount), _select_locale())
+    app.jinja_env.filters["decimal_yen"] = lambda value: format_decimal_yen(value, _select_locale())
     app.jinja_env.globals["languages"] = LANGUAGES
     app.jinja_env.globals["get_locale"] = _select_locale
     app.jinja_env.globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)

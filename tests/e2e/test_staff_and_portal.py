@@ -111,7 +111,7 @@ def test_staff_records_an_incident_prices_and_imports_losses(
     price_row = page.locator("#prices tbody tr")
     expect(price_row).to_have_count(1)
     expect(price_row.locator("td")).to_have_text(
-        ["BTC", "¥14250000", "VWAP BTC/JPY 2026-03-01 00:00-10:00 JST", re.compile(r"^staff@e2e\.test, ")]
+        ["BTC", "JPY 14,250,000", "VWAP BTC/JPY 2026-03-01 00:00-10:00 JST", re.compile(r"^staff@e2e\.test, ")]
     )
 
     # A good loss file: the import page shows its counts.

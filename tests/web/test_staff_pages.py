@@ -37,7 +37,7 @@ def test_set_price_through_the_form(client_for):  # type: ignore[no-untyped-def]
     response = client.post("/staff/incidents/INC-1/prices", data={
         "csrf_token": token, "asset": "ETH", "price": "512300.5", "source": "VWAP test"})
     assert response.status_code == 302
-    assert "512300.5" in client.get("/staff/incidents/INC-1").text
+    assert "512,300.5" in client.get("/staff/incidents/INC-1").text
 
 
 def test_bad_price_is_shown_not_saved(client_for):  # type: ignore[no-untyped-def]

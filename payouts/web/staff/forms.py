@@ -5,8 +5,17 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import (
+    DateField,
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from payouts.domain.incidents import IncidentType
 
@@ -15,6 +24,13 @@ INCIDENT_TYPE_LABELS = {
     IncidentType.OPERATIONAL_FAILURE.value: _l("Operational failure"),
     IncidentType.INSIDER_FRAUD.value: _l("Insider fraud"),
     IncidentType.OTHER.value: _l("Other"),
+}
+ENTRY_KIND_LABELS = {
+    "deposit": _l("Deposit"),
+    "withdrawal": _l("Withdrawal"),
+    "earmark": _l("Earmarked for an allocation"),
+    "release": _l("Earmark released"),
+    "payment": _l("Paid to customers"),
 }
 
 
@@ -42,3 +58,43 @@ class UploadForm(FlaskForm):
         _l("Loss file (CSV)"),
         validators=[FileRequired(), FileAllowed(["csv", "txt"], _l("Upload a .csv file"))],
     )
+
+
+class ReserveMovementForm(FlaskForm):
+    kind = SelectField(_l("Movement"), choices=[("deposit", ENTRY_KIND_LABELS["deposit"]),
+                                                ("withdrawal", ENTRY_KIND_LABELS["withdrawal"])])
+    amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1)])
+    memo = StringField(_l("Memo"), validators=[DataRequired(), Length(max=500)])
+
+
+class PolicyForm(FlaskForm):
+    policy_number = StringField(_l("Policy number"), validators=[DataRequired(), Length(max=60)])
+    insurer = StringField(_l("Insurer"), validators=[DataRequired(), Length(max=200)])
+    period_start = DateField(_l("Period start"), validators=[DataRequired()])
+    period_end = DateField(_l("Period end"), validators=[DataRequired()])
+
+
+class LayerForm(FlaskForm):
+    policy_number = SelectField(_l("Policy"), choices=[])
+    code = StringField(_l("Layer id"), validators=[DataRequired(), Length(max=40)])
+    attachment_jpy = IntegerField(_l("Attachment (yen)"), validators=[InputRequired(), NumberRange(min=0)])
+    limit_jpy = IntegerField(_l("Limit (yen)"), validators=[InputRequired(), NumberRange(min=0)])
+    share = StringField(_l("Share"), default="1", validators=[DataRequired(), Length(max=20)])
+    aggregate_limit_jpy = IntegerField(_l("Aggregate limit (yen)"), validators=[Optional(), NumberRange(min=0)])
+    excluded_incident_types = SelectMultipleField(
+        _l("Excluded incident types"), choices=list(INCIDENT_TYPE_LABELS.items()), validators=[Optional()])
+
+
+class TermsForm(FlaskForm):
+    deductible_jpy = IntegerField(_l("Deductible (yen)"), default=0, validators=[InputRequired(), NumberRange(min=0)])
+    cap_jpy = IntegerField(_l("Cap per customer (yen)"), validators=[Optional(), NumberRange(min=0)])
+    tranches_jpy = StringField(_l("Priority tranches (yen, comma-separated)"), validators=[Length(max=500)])
+
+
+class CommitForm(FlaskForm):
+    digest = HiddenField(validators=[DataRequired(), Length(min=64, max=64)])
+
+
+class RecoveryForm(FlaskForm):
+    amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1)])
+    source = StringField(_l("Where the money came from"), validators=[DataRequired(), Length(max=300)])

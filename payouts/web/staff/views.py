@@ -18,7 +18,7 @@ from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Role
 from payouts.services import incidents, loss_import
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
-from payouts.web.staff.forms import INCIDENT_TYPE_LABELS, IncidentForm, PriceForm, UploadForm
+from payouts.web.staff.forms import ENTRY_KIND_LABELS, INCIDENT_TYPE_LABELS, IncidentForm, PriceForm, UploadForm
 
 bp = Blueprint("staff", __name__)
 JST = ZoneInfo("Asia/Tokyo")
@@ -30,6 +30,7 @@ def _helpers() -> dict[str, object]:
     return {
         "can_write": can_write,
         "incident_type_label": lambda v: INCIDENT_TYPE_LABELS.get(v, v),
+        "entry_kind_label": lambda v: ENTRY_KIND_LABELS.get(v, v),
         "jst": lambda t: t.astimezone(JST).strftime("%Y-%m-%d %H:%M JST") if t else "",
         "format_amount": format_amount,
         "canonical_decimal": canonical_decimal,
@@ -61,7 +62,7 @@ def incident_new():  # type: ignore[no-untyped-def]
                 description=form.description.data or "",
             )
         except ValidationError as exc:
-            _attach_error(form, exc)
+            attach_error(form, exc)
         else:
             flash(_("Incident %(ref)s recorded.", ref=incident.ref), "success")
             return redirect(url_for("staff.incident_detail", ref=incident.ref))
@@ -109,7 +110,7 @@ def price_set(ref: str):  # type: ignore[no-untyped-def]
                 price=form.price.data.strip(), source=form.source.data,
             )
         except ValidationError as exc:
-            _attach_error(form, exc)
+            attach_error(form, exc)
         else:
             flash(_("Reference price of %(asset)s saved.", asset=form.asset.data), "success")
             return redirect(url_for("staff.incident_detail", ref=ref) + "#prices")
@@ -151,9 +152,13 @@ def import_detail(ref: str, import_id: int):  # type: ignore[no-untyped-def]
     return render_template("staff/import_detail.html", incident=incident, record=record)
 
 
-def _attach_error(form, exc: ValidationError) -> None:  # type: ignore[no-untyped-def]
+def attach_error(form, exc: ValidationError) -> None:  # type: ignore[no-untyped-def]
     field = getattr(form, exc.field, None)
     if field is not None and hasattr(field, "errors"):
         field.errors = [*field.errors, exc.message]
     else:
         flash(f"{exc.field}: {exc.message}", "error")
+
+
+# The other back-office pages register their routes on this blueprint.
+from payouts.web.staff import allocation_views, funding_views  # noqa: E402,F401
