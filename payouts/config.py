@@ -7,22 +7,38 @@ the embedded SQLite database, so a forgotten variable fails loudly instead of qu
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production by Config.check()
 
-#: The project root (where templates/ and migrations/ live in a checkout).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable deployment."""
 
 
+#: The project root (where templates/ and migrations/ live in a checkout).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resource_dir(name: str) -> Path:
+    """templates/ or migrations/: in the checkout, or where a non-editable install put them."""
+    for candidate in (PROJECT_ROOT / name, Path(sys.prefix) / "share" / "payouts" / name):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"cannot find the {name}/ directory of payouts (looked in {PROJECT_ROOT} and {sys.prefix})")
+
+
+def instance_dir() -> Path:
+    """Local state (the SQLite file, spooled uploads): in the checkout, else the working directory."""
+    if "PAYOUTS_INSTANCE_DIR" in os.environ:
+        return Path(os.environ["PAYOUTS_INSTANCE_DIR"])
+    root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return root / "instance"
+
+
 def _default_sqlite_url() -> str:
-    instance = Path(os.environ.get("PAYOUTS_INSTANCE_DIR", PROJECT_ROOT / "instance"))
-    return f"sqlite:///{instance / 'payouts.db'}"
+    return f"sqlite:///{instance_dir() / 'payouts.db'}"
 
 
 def _int_env(name: str, default: int) -> int:
@@ -48,7 +64,7 @@ class Config:
     #: Largest upload accepted, in bytes (loss files can be large).
     max_upload_bytes: int = 512 * 1024 * 1024
     #: Where uploaded files are kept while being processed: never under a web root.
-    upload_dir: str = str(PROJECT_ROOT / "instance" / "uploads")
+    upload_dir: str = field(default_factory=lambda: str(instance_dir() / "uploads"))
     #: Cookie settings: secure cookies need HTTPS, which development on 127.0.0.1 lacks.
     secure_cookies: bool = False
 
@@ -63,7 +79,7 @@ class Config:
             "login_rate_limit": os.environ.get("PAYOUTS_LOGIN_RATE_LIMIT", "10 per minute"),
             "max_upload_bytes": _int_env("PAYOUTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             "upload_dir": os.environ.get("PAYOUTS_UPLOAD_DIR")
-            or str(PROJECT_ROOT / "instance" / "uploads"),
+            or str(instance_dir() / "uploads"),
             "secure_cookies": os.environ.get("PAYOUTS_SECURE_COOKIES", "1" if env == "production" else "0")
             == "1",
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
@@ -10,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from payouts.config import PROJECT_ROOT, Config
+from payouts.config import Config, resource_dir
 from payouts.db.session import make_engine, make_session_factory
 from payouts.domain.errors import NotFoundError, PermissionDenied
 from payouts.domain.money import format_decimal_yen, format_yen
@@ -40,8 +41,8 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(
         "payouts",
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "payouts" / "web" / "static"),
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(Path(__file__).parent / "static"),
     )
     app.config.update(
         SECRET_KEY=config.secret_key,
@@ -55,7 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=60 * 60 * 8,
         WTF_CSRF_TIME_LIMIT=60 * 60 * 8,
         BABEL_DEFAULT_LOCALE="ja",
-        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "payouts" / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).resolve().parent.parent / "translations"),
         RATELIMIT_STORAGE_URI=config.redis_url or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
     )
