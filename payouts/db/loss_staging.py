@@ -166,15 +166,15 @@ def raw_problems(session: Session, limit: int) -> tuple[int, list[str]]:
             THEN 'customer_ref ' || quote_literal(left({ref}, 80)) || ' is not a valid reference'
         WHEN a.code IS NULL THEN 'unknown asset ' || quote_literal(left({asset}, 20))
         WHEN {amount} = '' THEN 'amount is empty (' || a.code || ')'
-        WHEN {amount} ~ '^-[0-9]+(\.[0-9]+)?$'
+        WHEN {amount} ~ '^-[0-9]+([.][0-9]+)?$'
             THEN 'amount must not be negative, got ' || quote_literal({amount}) || ' (' || a.code || ')'
-        WHEN {amount} !~ '^[0-9]+(\.[0-9]+)?$'
+        WHEN {amount} !~ '^[0-9]+([.][0-9]+)?$'
             THEN 'amount is not a plain decimal number: ' || quote_literal(left({amount}, 40)) || ' (' || a.code || ')'
         WHEN length({frac}) > a.decimals
             THEN 'amount has ' || length({frac}) || ' decimal places; this asset allows '
                  || a.decimals || ' (' || a.code || ')'
         WHEN length({name}) > {MAX_NAME_LENGTH} THEN 'name is longer than {MAX_NAME_LENGTH} characters'
-        WHEN {name} ~ '[\x01-\x1f\x7f]' THEN 'name contains control characters'
+        WHEN {name} ~ '[\\x01-\\x1f\\x7f]' THEN 'name contains control characters'
         WHEN {email} <> '' AND (length({email}) > {MAX_EMAIL_LENGTH} OR {email} !~ :email_re)
             THEN 'email ' || quote_literal(left({email}, 80)) || ' is not a valid address'
     END"""

@@ -97,6 +97,7 @@ BAD_FILES = [
     ("customer_ref,asset,amount\nC1,JPY,1\n\nC2,JPY,2\n", "line 3: "),
     ("customer_ref,asset,amount\nC1,JPY,1,extra\n", "line 2: has more fields than the header"),
     ('customer_ref,asset,amount,name\nC1,JPY,1,"Sato\n', "line 2: "),
+    ("customer_ref,asset,amount,name\nC1,JPY,1,Bell\x07Name\n", "line 2: name contains control characters"),
     ("customer_ref,asset,amount\nC1 C2,JPY,1\n", "line 2: customer_ref 'C1 C2' is not a valid reference"),
 ]
 

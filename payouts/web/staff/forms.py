@@ -15,6 +15,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from payouts.domain.incidents import IncidentType
@@ -37,7 +38,7 @@ ENTRY_KIND_LABELS = {
 class IncidentForm(FlaskForm):
     ref = StringField(_l("Reference"), validators=[DataRequired(), Length(max=40)])
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
-    incident_type = SelectField(_l("Type"), choices=list(INCIDENT_TYPE_LABELS.items()))
+    incident_type = SelectField(_l("Type"), choices=[SelectChoice(k, v) for k, v in INCIDENT_TYPE_LABELS.items()])
     occurred_at = DateTimeLocalField(
         _l("Occurred at (JST)"), format="%Y-%m-%dT%H:%M", validators=[DataRequired()]
     )
@@ -61,8 +62,8 @@ class UploadForm(FlaskForm):
 
 
 class ReserveMovementForm(FlaskForm):
-    kind = SelectField(_l("Movement"), choices=[("deposit", ENTRY_KIND_LABELS["deposit"]),
-                                                ("withdrawal", ENTRY_KIND_LABELS["withdrawal"])])
+    kind = SelectField(_l("Movement"), choices=[SelectChoice("deposit", ENTRY_KIND_LABELS["deposit"]),
+                                                SelectChoice("withdrawal", ENTRY_KIND_LABELS["withdrawal"])])
     amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1)])
     memo = StringField(_l("Memo"), validators=[DataRequired(), Length(max=500)])
 
@@ -82,7 +83,8 @@ class LayerForm(FlaskForm):
     share = StringField(_l("Share"), default="1", validators=[DataRequired(), Length(max=20)])
     aggregate_limit_jpy = IntegerField(_l("Aggregate limit (yen)"), validators=[Optional(), NumberRange(min=0)])
     excluded_incident_types = SelectMultipleField(
-        _l("Excluded incident types"), choices=list(INCIDENT_TYPE_LABELS.items()), validators=[Optional()])
+        _l("Excluded incident types"), choices=[SelectChoice(k, v) for k, v in INCIDENT_TYPE_LABELS.items()],
+        validators=[Optional()])
 
 
 class TermsForm(FlaskForm):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from payouts.domain.errors import ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
@@ -18,7 +19,7 @@ def _render(movement=None, policy=None, layer=None, status=200):  # type: ignore
     session, who = db(), actor()
     policies = funding.policies(session, who)
     layer = layer or LayerForm()
-    layer.policy_number.choices = [(p.policy_number, f"{p.policy_number} — {p.insurer}") for p in policies]
+    layer.policy_number.choices = [SelectChoice(p.policy_number, f"{p.policy_number} — {p.insurer}") for p in policies]
     return render_template(
         "staff/funding.html",
         balance=funding.reserve_balance(session),
@@ -73,7 +74,7 @@ def policy_create():  # type: ignore[no-untyped-def]
 @roles_required(STAFF_WRITERS)
 def layer_create():  # type: ignore[no-untyped-def]
     form = LayerForm()
-    form.policy_number.choices = [(p.policy_number, p.policy_number) for p in funding.policies(db(), actor())]
+    form.policy_number.choices = [SelectChoice(p.policy_number, p.policy_number) for p in funding.policies(db(), actor())]
     if form.validate_on_submit():
         try:
             funding.add_layer(db(), actor(), policy_number=form.policy_number.data, code=form.code.data,

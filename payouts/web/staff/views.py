@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
@@ -82,7 +83,7 @@ def _render_detail(
     incident = incidents.get_incident(session, who, ref)
     assets = incidents.list_assets(session)
     price_form = price_form or PriceForm()
-    price_form.asset.choices = [(a.code, f"{a.code} — {a.name}") for a in assets]
+    price_form.asset.choices = [SelectChoice(a.code, f"{a.code} — {a.name}") for a in assets]
     return (
         render_template(
             "staff/incident_detail.html",
@@ -102,7 +103,7 @@ def _render_detail(
 @roles_required(STAFF_WRITERS)
 def price_set(ref: str):  # type: ignore[no-untyped-def]
     form = PriceForm()
-    form.asset.choices = [(a.code, a.code) for a in incidents.list_assets(db())]
+    form.asset.choices = [SelectChoice(a.code, a.code) for a in incidents.list_assets(db())]
     if form.validate_on_submit():
         try:
             incidents.set_reference_price(
