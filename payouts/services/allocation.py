@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -97,11 +97,15 @@ def build_input(
     current: list[Position] = []
     used_assets: set[str] = set()
     # Until claim approval exists, the imported positions are the approved losses.
+    if session.get_bind().dialect.name == "postgresql":
+        # The rows are streamed through a server-side cursor, for which PostgreSQL by default
+        # plans for the first 10% (index-ordered nested loops): we want all of them, fast.
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     rows = session.execute(
         select(Customer.external_ref, LossPosition.asset_code, LossPosition.amount_minor)
         .join(Customer, Customer.id == LossPosition.customer_id)
         .where(LossPosition.incident_id == incident.id)
-        .order_by(Customer.external_ref, LossPosition.asset_code)
+        .order_by(LossPosition.customer_id)  # grouping needs each customer's rows together
         .execution_options(yield_per=50_000)
     )
     for ref, asset, amount in rows:

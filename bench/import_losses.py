@@ -1,0 +1,122 @@
+"""Benchmark: the product's loss import against PostgreSQL's own COPY of the same file.
+
+    python bench/import_losses.py [--rows 1000000] [--database-url postgresql://...]
+
+Generates a loss file of N rows, imports it into a fresh, migrated PostgreSQL database through
+payouts' own service (validation, staging, merge, audit), then loads the same file with COPY
+into a bare table, and prints both times, their ratio and the import's peak memory. The import
+runs in a child process so its peak RSS is its own. Goal: within 3x of COPY at 1,000,000 rows,
+with peak memory that does not grow with the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from itertools import islice
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DEFAULT_URL = os.environ.get("PAYOUTS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def write_file(path: Path, rows: int) -> None:
+    from payouts.domain.sample_losses import HEADER, loss_rows
+
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        # More customers than needed; stop at exactly `rows` data rows.
+        out.writelines(islice(loss_rows(rows), rows))
+
+
+def child_import(url: str, path: str) -> None:
+    """Runs in a fresh process: migrate, record the incident, import, report JSON."""
+    import datetime as dt
+
+    from payouts.db.migrate import upgrade
+    from payouts.db.session import make_engine, make_session_factory
+    from payouts.domain.roles import SYSTEM_ACTOR
+    from payouts.services import incidents
+    from payouts.services.loss_import import import_losses
+
+    engine = make_engine(url)
+    upgrade(engine)
+    session = make_session_factory(engine)()
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    incidents.record_incident(session, SYSTEM_ACTOR, ref="BENCH", title="bench",
+                              incident_type="hack", occurred_at=t, discovered_at=t)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with open(path, "rb") as stream:
+        report = import_losses(session, SYSTEM_ACTOR, "BENCH", stream, "bench.csv")
+    elapsed = time.perf_counter() - start
+    assert report.status == "imported", report.problems[:5]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": elapsed, "rows": report.rows, "rss_before_kib": before,
+                      "rss_peak_kib": peak}))
+
+
+def copy_bare(url: str, path: Path) -> float:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=False) as conn:
+        conn.execute("CREATE TABLE bare_losses (customer_ref text, asset text, amount numeric,"
+                     " name text, email text)")
+        start = time.perf_counter()
+        with conn.cursor() as cur, path.open("rb") as stream:
+            with cur.copy("COPY bare_losses FROM STDIN (FORMAT csv, HEADER true)") as copy:
+                while chunk := stream.read(1 << 20):
+                    copy.write(chunk)
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_import(*args.child)
+        return
+
+    import psycopg
+
+    base = args.database_url
+    name = f"payouts_bench_{uuid.uuid4().hex[:8]}"
+    admin_url = base.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = admin_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "losses.csv"
+            write_file(path, args.rows)
+            size = path.stat().st_size
+            out = subprocess.run([sys.executable, __file__, "--child", db_url, str(path)],
+                                 check=True, capture_output=True, text=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            copy_seconds = copy_bare(db_url, path)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    product = result["seconds"]
+    print(f"rows:              {args.rows:,} ({size / 1e6:.1f} MB)")
+    print(f"payouts import:    {product:.2f} s  ({args.rows / product:,.0f} rows/s)")
+    print(f"PostgreSQL COPY:   {copy_seconds:.2f} s  ({args.rows / copy_seconds:,.0f} rows/s)")
+    print(f"ratio:             {product / copy_seconds:.2f}x COPY (goal: <= 3x)")
+    print(f"import peak RSS:   {result['rss_peak_kib'] / 1024:.0f} MiB"
+          f" (process before import: {result['rss_before_kib'] / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
