@@ -56,6 +56,15 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
+def _act(action, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a service action as the operator in a fresh session; a refusal exits 2 with its reason."""
+    with _session() as session:
+        try:
+            return action(session, _operator(), *args, **kwargs)
+        except DomainError as exc:
+            _fail(exc)
+
+
 def _parse_time(value: str, name: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
@@ -90,26 +99,31 @@ def incidents_group() -> None:
 @incidents_group.command("create")
 @click.option("--ref", required=True, help="Short unique reference, e.g. 2026-HACK-01.")
 @click.option("--title", required=True)
-@click.option("--type", "incident_type", required=True,
-              type=click.Choice(["hack", "operational_failure", "insider_fraud", "other"]))
+@click.option(
+    "--type",
+    "incident_type",
+    required=True,
+    type=click.Choice(["hack", "operational_failure", "insider_fraud", "other"]),
+)
 @click.option("--occurred", required=True, help="ISO 8601 with zone, e.g. 2026-10-01T12:00+09:00")
 @click.option("--discovered", required=True, help="ISO 8601 with zone")
 @click.option("--description", default="")
-def incidents_create(ref: str, title: str, incident_type: str, occurred: str, discovered: str,
-                     description: str) -> None:
+def incidents_create(
+    ref: str, title: str, incident_type: str, occurred: str, discovered: str, description: str
+) -> None:
     """Record an incident."""
     from payouts.services import incidents
 
-    with _session() as session:
-        try:
-            incident = incidents.record_incident(
-                session, _operator(), ref=ref, title=title, incident_type=incident_type,
-                occurred_at=_parse_time(occurred, "--occurred"),
-                discovered_at=_parse_time(discovered, "--discovered"), description=description,
-            )
-        except DomainError as exc:
-            _fail(exc)
-        click.echo(f"recorded incident {incident.ref}")
+    incident = _act(
+        incidents.record_incident,
+        ref=ref,
+        title=title,
+        incident_type=incident_type,
+        occurred_at=_parse_time(occurred, "--occurred"),
+        discovered_at=_parse_time(discovered, "--discovered"),
+        description=description,
+    )
+    click.echo(f"recorded incident {incident.ref}")
 
 
 @incidents_group.command("list")
@@ -120,8 +134,10 @@ def incidents_list() -> None:
     with _session() as session:
         for s in incidents.list_incidents(session, _operator()):
             i = s.incident
-            click.echo(f"{i.ref}\t{i.incident_type}\t{i.occurred_at.isoformat()}\t"
-                       f"{s.customers} customers\t{s.imports} imports\t{i.title}")
+            click.echo(
+                f"{i.ref}\t{i.incident_type}\t{i.occurred_at.isoformat()}\t"
+                f"{s.customers} customers\t{s.imports} imports\t{i.title}"
+            )
 
 
 @cli.group("prices")
@@ -138,15 +154,8 @@ def prices_set(incident: str, asset: str, price: str, source: str) -> None:
     """Fix the yen PRICE per whole unit of ASSET for INCIDENT."""
     from payouts.services import incidents
 
-    with _session() as session:
-        try:
-            incidents.set_reference_price(
-                session, _operator(), incident_ref=incident, asset_code=asset, price=price,
-                source=source,
-            )
-        except DomainError as exc:
-            _fail(exc)
-        click.echo(f"{incident}: {asset} = ¥{price} ({source})")
+    _act(incidents.set_reference_price, incident_ref=incident, asset_code=asset, price=price, source=source)
+    click.echo(f"{incident}: {asset} = ¥{price} ({source})")
 
 
 # --- losses ---------------------------------------------------------------------------------
@@ -164,11 +173,8 @@ def losses_import(incident: str, file: str) -> None:
 
     from payouts.services import loss_import
 
-    with _session() as session, open(file, "rb") as stream:
-        try:
-            report = loss_import.import_losses(session, _operator(), incident, stream, Path(file).name)
-        except DomainError as exc:
-            _fail(exc)
+    with open(file, "rb") as stream:
+        report = _act(loss_import.import_losses, incident, stream, Path(file).name)
     if report.status == "rejected":
         click.echo(f"rejected: {report.problem_count} problem(s); nothing was imported", err=True)
         for problem in report.problems:
@@ -197,11 +203,8 @@ def reserve_group() -> None:
 def _reserve_move(kind: str, amount: int, memo: str) -> None:
     from payouts.services import funding
 
+    _act(funding.record_reserve_movement, kind=kind, amount_jpy=amount, memo=memo)
     with _session() as session:
-        try:
-            funding.record_reserve_movement(session, _operator(), kind=kind, amount_jpy=amount, memo=memo)
-        except DomainError as exc:
-            _fail(exc)
         balance = funding.reserve_balance(session)
     click.echo(f"{kind} of ¥{amount:,} recorded; available ¥{balance.available:,}")
 
@@ -229,7 +232,9 @@ def reserve_show() -> None:
 
     with _session() as session:
         b = funding.reserve_balance(session)
-    click.echo(f"cash ¥{b.cash:,}\nearmarked ¥{b.earmarked:,}\navailable ¥{b.available:,}\npaid ¥{b.payments:,}")
+    click.echo(
+        f"cash ¥{b.cash:,}\nearmarked ¥{b.earmarked:,}\navailable ¥{b.available:,}\npaid ¥{b.payments:,}"
+    )
 
 
 @cli.group("insurance")
@@ -246,12 +251,13 @@ def insurance_add_policy(policy_number: str, insurer: str, start: dt.datetime, e
     """Record an insurance policy."""
     from payouts.services import funding
 
-    with _session() as session:
-        try:
-            funding.create_policy(session, _operator(), policy_number=policy_number, insurer=insurer,
-                                  period_start=start.date(), period_end=end.date())
-        except DomainError as exc:
-            _fail(exc)
+    _act(
+        funding.create_policy,
+        policy_number=policy_number,
+        insurer=insurer,
+        period_start=start.date(),
+        period_end=end.date(),
+    )
     click.echo(f"recorded policy {policy_number}")
 
 
@@ -263,18 +269,28 @@ def insurance_add_policy(policy_number: str, insurer: str, start: dt.datetime, e
 @click.option("--share", default="1", show_default=True)
 @click.option("--aggregate", type=click.IntRange(min=0), default=None)
 @click.option("--exclude", multiple=True, help="An incident type the layer does not cover (repeatable).")
-def insurance_add_layer(policy_number: str, code: str, attachment: int, limit_jpy: int, share: str,
-                        aggregate: int | None, exclude: tuple[str, ...]) -> None:
+def insurance_add_layer(
+    policy_number: str,
+    code: str,
+    attachment: int,
+    limit_jpy: int,
+    share: str,
+    aggregate: int | None,
+    exclude: tuple[str, ...],
+) -> None:
     """Add layer CODE to POLICY_NUMBER."""
     from payouts.services import funding
 
-    with _session() as session:
-        try:
-            funding.add_layer(session, _operator(), policy_number=policy_number, code=code,
-                              attachment_jpy=attachment, limit_jpy=limit_jpy, share=share,
-                              aggregate_limit_jpy=aggregate, excluded_incident_types=list(exclude))
-        except DomainError as exc:
-            _fail(exc)
+    _act(
+        funding.add_layer,
+        policy_number=policy_number,
+        code=code,
+        attachment_jpy=attachment,
+        limit_jpy=limit_jpy,
+        share=share,
+        aggregate_limit_jpy=aggregate,
+        excluded_incident_types=list(exclude),
+    )
     click.echo(f"added layer {code}: ¥{limit_jpy:,} xs ¥{attachment:,} at {share}")
 
 
@@ -292,12 +308,13 @@ def terms_set(incident: str, deductible: int, cap: int | None, tranches: str) ->
     """Set deductible, cap and priority tranches of INCIDENT."""
     from payouts.services import funding
 
-    with _session() as session:
-        try:
-            funding.set_terms(session, _operator(), incident_ref=incident, deductible_jpy=deductible,
-                              cap_jpy=cap, tranches_jpy=tranches)
-        except DomainError as exc:
-            _fail(exc)
+    _act(
+        funding.set_terms,
+        incident_ref=incident,
+        deductible_jpy=deductible,
+        cap_jpy=cap,
+        tranches_jpy=tranches,
+    )
     click.echo(f"terms of {incident} set")
 
 
@@ -313,14 +330,12 @@ def allocation_preview(incident: str) -> None:
     """Compute INCIDENT's allocation without storing it."""
     from payouts.services import allocation
 
-    with _session() as session:
-        try:
-            p = allocation.preview(session, _operator(), incident)
-        except DomainError as exc:
-            _fail(exc)
+    p = _act(allocation.preview, incident)
     r = p.result
-    click.echo(f"customers {len(r.customers):,}; eligible ¥{r.total_eligible_jpy:,};"
-               f" funded ¥{r.total_funded_jpy:,}; shortfall ¥{r.shortfall_jpy:,}")
+    click.echo(
+        f"customers {len(r.customers):,}; eligible ¥{r.total_eligible_jpy:,};"
+        f" funded ¥{r.total_funded_jpy:,}; shortfall ¥{r.shortfall_jpy:,}"
+    )
     for s in r.sources:
         click.echo(f"  {s.id:<12} available ¥{s.available_jpy:,}  used ¥{s.used_jpy:,}")
     click.echo(f"inputs {p.digest}")
@@ -328,16 +343,14 @@ def allocation_preview(incident: str) -> None:
 
 @allocation_group.command("commit")
 @click.argument("incident")
-@click.option("--digest", default=None, help="Refuse unless the inputs still have this digest (from preview).")
+@click.option(
+    "--digest", default=None, help="Refuse unless the inputs still have this digest (from preview)."
+)
 def allocation_commit(incident: str, digest: str | None) -> None:
     """Commit INCIDENT's allocation run."""
     from payouts.services import allocation
 
-    with _session() as session:
-        try:
-            run = allocation.commit_allocation(session, _operator(), incident, expected_digest=digest)
-        except DomainError as exc:
-            _fail(exc)
+    run = _act(allocation.commit_allocation, incident, expected_digest=digest)
     click.echo(f"run #{run.id}: funded ¥{run.total_funded_jpy:,}, shortfall ¥{run.shortfall_jpy:,}")
 
 
@@ -349,12 +362,7 @@ def allocation_recover(incident: str, amount: int, source: str) -> None:
     """Share AMOUNT yen that arrived later over INCIDENT's unpaid balances."""
     from payouts.services import allocation
 
-    with _session() as session:
-        try:
-            run = allocation.record_recovery(session, _operator(), incident_ref=incident, amount_jpy=amount,
-                                             source=source)
-        except DomainError as exc:
-            _fail(exc)
+    run = _act(allocation.record_recovery, incident_ref=incident, amount_jpy=amount, source=source)
     click.echo(f"run #{run.id}: shared ¥{run.total_funded_jpy:,} over {run.customers:,} customers")
 
 
@@ -370,17 +378,20 @@ def users_group() -> None:
 @click.option("--name", "display_name", default="")
 @click.option("--customer-ref", default=None, help="For customers: the exchange's reference.")
 @click.password_option(required=False, help="Omit for a customer who will activate later.")
-def users_create(username: str, role: str, display_name: str, customer_ref: str | None,
-                 password: str | None) -> None:
+def users_create(
+    username: str, role: str, display_name: str, customer_ref: str | None, password: str | None
+) -> None:
     """Create a login."""
     from payouts.services import users
 
-    with _session() as session:
-        try:
-            users.create_user(session, _operator(), username=username, display_name=display_name,
-                              role=Role(role), password=password or None, customer_ref=customer_ref)
-        except DomainError as exc:
-            _fail(exc)
+    _act(
+        users.create_user,
+        username=username,
+        display_name=display_name,
+        role=Role(role),
+        password=password or None,
+        customer_ref=customer_ref,
+    )
     click.echo(f"created {role} {username}")
 
 

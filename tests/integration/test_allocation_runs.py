@@ -19,8 +19,9 @@ from payouts.services.loss_import import import_losses
 from tests.conftest import REGULATOR, STAFF
 
 T = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
-CASE = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "allocation-cases" / \
-    "10_priority_tranches_small_claims_first.json"
+# A copy of shared/spec/allocation-cases/10_priority_tranches_small_claims_first.json, so these
+# database tests stand on their own; tests/unit/test_allocation_cases.py reads the originals.
+CASE = Path(__file__).resolve().parents[1] / "data" / "allocation_case_priority_tranches.json"
 
 
 def setup_case(session, case_path: Path = CASE):  # type: ignore[no-untyped-def]
