@@ -38,52 +38,53 @@ def funding_page():  # type: ignore[no-untyped-def]
     return _render()
 
 
+def _submit(form, action, done: str, anchor: str, rerender):  # type: ignore[no-untyped-def]
+    """Validate ``form``, run ``action``; on success flash ``done`` and go back to the page."""
+    if form.validate_on_submit():
+        try:
+            action()
+        except ValidationError as exc:
+            attach_error(form, exc)
+        else:
+            flash(done, "success")
+            return redirect(url_for("staff.funding_page") + anchor)
+    return rerender(form)
+
+
 @bp.post("/funding/reserve")
 @roles_required(STAFF_WRITERS)
 def reserve_move():  # type: ignore[no-untyped-def]
     form = ReserveMovementForm()
-    if form.validate_on_submit():
-        try:
-            funding.record_reserve_movement(db(), actor(), kind=form.kind.data, amount_jpy=form.amount_jpy.data,
-                                            memo=form.memo.data)
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Reserve movement recorded."), "success")
-            return redirect(url_for("staff.funding_page") + "#reserve")
-    return _render(movement=form, status=422)
+    return _submit(
+        form,
+        lambda: funding.record_reserve_movement(
+            db(), actor(), kind=form.kind.data, amount_jpy=form.amount_jpy.data, memo=form.memo.data),
+        _("Reserve movement recorded."), "#reserve", lambda f: _render(movement=f, status=422))
 
 
 @bp.post("/funding/policies")
 @roles_required(STAFF_WRITERS)
 def policy_create():  # type: ignore[no-untyped-def]
     form = PolicyForm()
-    if form.validate_on_submit():
-        try:
-            funding.create_policy(db(), actor(), policy_number=form.policy_number.data, insurer=form.insurer.data,
-                                  period_start=form.period_start.data, period_end=form.period_end.data)
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Policy recorded."), "success")
-            return redirect(url_for("staff.funding_page") + "#tower")
-    return _render(policy=form, status=422)
+    return _submit(
+        form,
+        lambda: funding.create_policy(
+            db(), actor(), policy_number=form.policy_number.data, insurer=form.insurer.data,
+            period_start=form.period_start.data, period_end=form.period_end.data),
+        _("Policy recorded."), "#tower", lambda f: _render(policy=f, status=422))
 
 
 @bp.post("/funding/layers")
 @roles_required(STAFF_WRITERS)
 def layer_create():  # type: ignore[no-untyped-def]
     form = LayerForm()
-    form.policy_number.choices = [SelectChoice(p.policy_number, p.policy_number) for p in funding.policies(db(), actor())]
-    if form.validate_on_submit():
-        try:
-            funding.add_layer(db(), actor(), policy_number=form.policy_number.data, code=form.code.data,
-                              attachment_jpy=form.attachment_jpy.data, limit_jpy=form.limit_jpy.data,
-                              share=form.share.data.strip(), aggregate_limit_jpy=form.aggregate_limit_jpy.data,
-                              excluded_incident_types=form.excluded_incident_types.data or [])
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Layer recorded."), "success")
-            return redirect(url_for("staff.funding_page") + "#tower")
-    return _render(layer=form, status=422)
+    form.policy_number.choices = [SelectChoice(p.policy_number, p.policy_number)
+                                  for p in funding.policies(db(), actor())]
+    return _submit(
+        form,
+        lambda: funding.add_layer(
+            db(), actor(), policy_number=form.policy_number.data, code=form.code.data,
+            attachment_jpy=form.attachment_jpy.data, limit_jpy=form.limit_jpy.data,
+            share=form.share.data.strip(), aggregate_limit_jpy=form.aggregate_limit_jpy.data,
+            excluded_incident_types=form.excluded_incident_types.data or []),
+        _("Layer recorded."), "#tower", lambda f: _render(layer=f, status=422))
