@@ -9,7 +9,9 @@ insurer owes, all in one transaction with its audit event.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -50,8 +52,10 @@ from payouts.domain.allocation import (
 )
 from payouts.domain.allocation_digest import input_digest
 from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
-from payouts.domain.money import canonical_decimal
+from payouts.domain.money import canonical_decimal, format_amount
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
+from payouts.domain.tranches import tranche_buckets
+from payouts.domain.valuation import value_positions
 from payouts.services import funding
 from payouts.services.access import require_role
 
@@ -372,31 +376,64 @@ def run_histogram(session: Session, run: AllocationRun) -> list[tuple[str, int]]
 
 @dataclass(frozen=True)
 class LineExplanation:
-    """One customer's line, with every step of the calculation."""
+    """One customer's line, with every step of the calculation (of a stored run or a preview)."""
 
     customer: Customer
-    run: AllocationRun
-    line: AllocationLine
+    run: AllocationRun | None  # None: the line of a preview
+    approved_jpy: int
+    eligible_jpy: int
+    payout_jpy: int
     by_source: list[tuple[str, int]]
     positions: list[tuple[str, str, str, str]]  # asset, amount, price, exact yen value
     deductible_jpy: int
     cap_jpy: int | None
-    tranches: list[tuple[str, int]]  # bucket label, amount of E in the bucket
+    tranches: list[tuple[int, int | None, int]]  # low, high (None: no top), part of E
 
 
 def explain_line(session: Session, actor: Actor, incident: Incident, run_id: int,
                  customer_ref: str) -> LineExplanation:
-    from payouts.domain.money import format_amount
-    from payouts.domain.valuation import value_positions
-
+    """A stored run's line for one customer, with the terms the run was computed with."""
     run = get_run(session, actor, incident, run_id)
-    customer = session.scalar(select(Customer).where(Customer.external_ref == customer_ref))
-    line = customer and session.get(AllocationLine, (run.id, customer.id))
-    if customer is None or line is None:
+    customer = _customer(session, customer_ref)
+    line = session.get(AllocationLine, (run.id, customer.id))
+    if line is None:
         raise NotFoundError(f"customer {customer_ref!r} has no line in run #{run.id}")
-    sources = [s.source_id for s in run.sources]
-    amounts = json.loads(line.by_source)
-    summary = json.loads(run.inputs_summary)
+    terms = json.loads(run.inputs_summary).get("terms", {"deductible_jpy": 0, "cap_jpy": None,
+                                                         "tranches_jpy": []})
+    by_source = list(zip([s.source_id for s in run.sources], json.loads(line.by_source)))
+    return _explain(session, incident, customer, run, line.approved_jpy, line.eligible_jpy, line.payout_jpy,
+                    by_source, terms["deductible_jpy"], terms["cap_jpy"], terms["tranches_jpy"])
+
+
+def explain_preview_line(session: Session, actor: Actor, incident_ref: str, customer_ref: str) -> LineExplanation:
+    """The line one customer would get if the allocation were committed now."""
+    computed = preview(session, actor, incident_ref)
+    customer = _customer(session, customer_ref)
+    ids = computed.result.customers.ids
+    index = _index_of(ids, customer_ref)
+    if index is None:
+        raise NotFoundError(f"customer {customer_ref!r} has no losses in {incident_ref}")
+    c = computed.result.customers[index]
+    terms = computed.inputs.terms
+    by_source = [(s.id, part) for s, part in zip(computed.result.sources, c.by_source)]
+    return _explain(session, computed.incident, customer, None, c.approved_jpy, c.eligible_jpy, c.payout_jpy,
+                    by_source, terms.deductible_jpy, terms.cap_jpy, list(computed.inputs.tranches_jpy))
+
+
+def _index_of(sorted_ids: Sequence[str], wanted: str) -> int | None:
+    index = bisect_left(sorted_ids, wanted)  # results are sorted by id
+    return index if index < len(sorted_ids) and sorted_ids[index] == wanted else None
+
+
+def _customer(session: Session, customer_ref: str) -> Customer:
+    customer = session.scalar(select(Customer).where(Customer.external_ref == customer_ref))
+    if customer is None:
+        raise NotFoundError(f"no customer {customer_ref!r}")
+    return customer
+
+
+def _explain(session, incident, customer, run, approved, eligible, payout, by_source,  # type: ignore[no-untyped-def]
+             deductible, cap, tranches) -> LineExplanation:
     priced = session.execute(
         select(LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals, ReferencePrice.price_jpy)
         .join(Asset, Asset.code == LossPosition.asset_code)
@@ -407,16 +444,8 @@ def explain_line(session: Session, actor: Actor, incident: Incident, run_id: int
     valued, _total = value_positions([tuple(r) for r in priced])
     positions = [(v.asset, format_amount(v.amount_minor, v.decimals), canonical_decimal(v.price), v.value_exact)
                  for v in valued]
-    terms = summary.get("terms", {"deductible_jpy": 0, "cap_jpy": None, "tranches_jpy": []})
-    bounds = [0, *terms["tranches_jpy"]]
-    tranches = []
-    for i, low in enumerate(bounds):
-        high = bounds[i + 1] if i + 1 < len(bounds) else None
-        part = (min(line.eligible_jpy, high) if high is not None else line.eligible_jpy) - min(line.eligible_jpy, low)
-        label = f"¥{low:,}–¥{high:,}" if high is not None else f"¥{low:,}+"
-        tranches.append((label, part))
-    return LineExplanation(customer, run, line, list(zip(sources, amounts)), positions,
-                           terms["deductible_jpy"], terms["cap_jpy"], tranches)
+    return LineExplanation(customer, run, approved, eligible, payout, by_source, positions, deductible, cap,
+                           tranche_buckets(eligible, tranches))
 
 
 def _incident(session: Session, ref: str, lock: bool = False) -> Incident:
@@ -430,4 +459,4 @@ def _incident(session: Session, ref: str, lock: bool = False) -> Incident:
 
 
 __all__ = ["RESERVE_ID", "Preview", "build_input", "preview", "commit_allocation", "record_recovery",
-           "runs", "get_run", "explain_line", "run_histogram", "payout_ratio_histogram"]
+           "runs", "get_run", "explain_line", "explain_preview_line", "run_histogram", "payout_ratio_histogram"]

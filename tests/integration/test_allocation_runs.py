@@ -184,3 +184,19 @@ def test_two_concurrent_commits_one_wins(pg_engine):  # type: ignore[no-untyped-
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(AllocationRun)) == 1
         assert funding.reserve_balance(session).earmarked == 1_000_000
+
+
+@pytest.mark.postgres
+def test_committed_runs_cannot_be_edited_on_postgresql(pg_engine):  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    factory = make_session_factory(pg_engine)
+    with factory() as session:
+        setup_case(session)
+        allocation.commit_allocation(session, STAFF, "INC-1")
+    for statement in ("UPDATE allocation_lines SET payout_jpy = payout_jpy + 1",
+                      "DELETE FROM allocation_runs", "UPDATE allocation_sources SET used_jpy = 0"):
+        with pg_engine.connect() as conn:
+            with pytest.raises(DBAPIError, match="immutable once committed"):
+                conn.execute(text(statement))

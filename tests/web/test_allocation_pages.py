@@ -96,3 +96,17 @@ def test_regulator_sees_the_allocation_without_forms(client_for):  # type: ignor
     funding_page = client.get("/staff/funding")
     assert funding_page.status_code == 200
     assert "<form method=\"post\"" not in funding_page.text.split("<main", 1)[1]
+
+
+def test_preview_line_spells_out_the_calculation_before_commit(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    client.get("/lang/en")
+    post(client, "/staff/funding/reserve", {"kind": "deposit", "amount_jpy": "8750000", "memo": "half"},
+         "/staff/funding")
+    post(client, "/staff/incidents/INC-1/terms", {"deductible_jpy": "0", "tranches_jpy": "1000000"},
+         "/staff/incidents/INC-1/allocation")
+    line = client.get("/staff/incidents/INC-1/allocation/customers/C1")
+    assert line.status_code == 200
+    assert "nothing is stored until the allocation is committed" in line.text
+    assert "<strong>JPY 2,741,935</strong>" in line.text
+    assert client.get("/staff/incidents/INC-1/allocation/customers/NOBODY").status_code == 404

@@ -131,6 +131,15 @@ def run_detail(ref: str, run_id: int):  # type: ignore[no-untyped-def]
     )
 
 
+@bp.get("/incidents/<ref>/allocation/customers/<customer_ref>")
+@roles_required(BACK_OFFICE_READERS)
+def preview_line(ref: str, customer_ref: str):  # type: ignore[no-untyped-def]
+    session, who = db(), actor()
+    incident = incidents.get_incident(session, who, ref)
+    explanation = allocation.explain_preview_line(session, who, ref, customer_ref)
+    return render_template("staff/line.html", incident=incident, x=explanation)
+
+
 @bp.get("/incidents/<ref>/runs/<int:run_id>/customers/<customer_ref>")
 @roles_required(BACK_OFFICE_READERS)
 def run_line(ref: str, run_id: int, customer_ref: str):  # type: ignore[no-untyped-def]
