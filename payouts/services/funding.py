@@ -24,7 +24,7 @@ from payouts.domain.money import canonical_decimal, parse_price
 from payouts.domain.reserve import EntryKind, ReserveBalance
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
 from payouts.services.access import require_role
-from payouts.services.incidents import get_incident
+from payouts.services.incidents import ensure_not_allocated, get_incident
 
 #: Serialises changes to the reserve's balance (PostgreSQL advisory lock key, "rsrv").
 _RESERVE_LOCK_KEY = 0x72737276
@@ -214,6 +214,7 @@ def set_terms(
     stored = ",".join(map(str, tranches))
     with transaction(session):
         incident = get_incident(session, actor, incident_ref)
+        ensure_not_allocated(session, incident, "compensation terms")
         terms = session.get(CompensationTerms, incident.id, with_for_update=True)
         before = None if terms is None else [terms.deductible_jpy, terms.cap_jpy, terms.tranches_jpy]
         if terms is None:

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event
-from payouts.db.models import Asset, Incident, LossImport, LossPosition, ReferencePrice
+from payouts.db.models import AllocationRun, Asset, Incident, LossImport, LossPosition, ReferencePrice
 from payouts.db.session import transaction
 from payouts.db.types import utcnow
-from payouts.domain.errors import NotFoundError, ValidationError
+from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
 from payouts.domain.incidents import check_incident_ref, check_incident_type
 from payouts.domain.money import canonical_decimal, parse_price
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
@@ -88,6 +88,15 @@ def record_incident(
             },
         )
     return incident
+
+
+def ensure_not_allocated(session: Session, incident: Incident, what: str) -> None:
+    """Once an allocation is committed, the inputs it was computed from are frozen."""
+    run_id = session.scalar(select(AllocationRun.id).where(AllocationRun.incident_id == incident.id).limit(1))
+    if run_id is not None:
+        raise ConflictError(
+            f"incident {incident.ref} has a committed allocation (run #{run_id}); its {what} can no longer change"
+        )
 
 
 def get_incident(session: Session, actor: Actor, ref: str) -> Incident:
@@ -200,6 +209,7 @@ def set_reference_price(
         )
         if incident is None:
             raise NotFoundError(f"no incident {incident_ref!r}")
+        ensure_not_allocated(session, incident, "reference prices")
         asset = session.get(Asset, asset_code)
         if asset is None:
             raise ValidationError("asset", f"unknown asset {asset_code!r}")

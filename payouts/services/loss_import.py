@@ -33,6 +33,7 @@ from payouts.domain.loss_file import (
 )
 from payouts.domain.roles import STAFF_WRITERS, Actor
 from payouts.services.access import require_role
+from payouts.services.incidents import ensure_not_allocated
 
 #: How many problems a rejection report lists; the rest are counted.
 MAX_REPORTED_PROBLEMS = 100
@@ -99,6 +100,7 @@ def _import(
     )
     if earlier is not None:
         return ImportReport("already_imported", filename, rows=earlier.row_count, loss_import=earlier)
+    ensure_not_allocated(session, incident, "losses")
 
     report = ImportReport("rejected", filename)
     try:

@@ -200,3 +200,14 @@ def test_committed_runs_cannot_be_edited_on_postgresql(pg_engine):  # type: igno
         with pg_engine.connect() as conn:
             with pytest.raises(DBAPIError, match="immutable once committed"):
                 conn.execute(text(statement))
+
+
+def test_inputs_are_frozen_once_an_allocation_is_committed(session):  # type: ignore[no-untyped-def]
+    setup_case(session)
+    allocation.commit_allocation(session, STAFF, "INC-1")
+    with pytest.raises(ConflictError, match="losses can no longer change"):
+        import_losses(session, STAFF, "INC-1", io.BytesIO(b"customer_ref,asset,amount\nC001,JPY,1\n"), "late.csv")
+    with pytest.raises(ConflictError, match="reference prices can no longer change"):
+        incidents.set_reference_price(session, STAFF, incident_ref="INC-1", asset_code="JPY", price="2", source="s")
+    with pytest.raises(ConflictError, match="compensation terms can no longer change"):
+        funding.set_terms(session, STAFF, incident_ref="INC-1", deductible_jpy=1, cap_jpy=None, tranches_jpy="")
