@@ -5,8 +5,9 @@ an ``AllocationInput``; ``validate_input`` checks the contract's rules on an ``A
 however it was built (scenario file or database rows). Both raise ``ValidationError`` whose
 ``field`` is a dotted path in the scenario's JSON shape, e.g.
 ``customers[3].positions[0].amount_minor``, ``layers[1].share``, ``assets.BTC.ref_price_jpy``,
-``customer_terms.cap_jpy``. The first problem found (in document order) is reported; the engine
-never runs on invalid input, so there is never a partial result.
+``customer_terms.cap_jpy``. The first problem found is reported (the document's shape is checked
+before its values, each in document order); the engine never runs on invalid input, so there
+is never a partial result.
 
 Integers must be real ints: a float (even 1.0) or a bool where an integer belongs is refused,
 because money here is counted, never measured. Prices and shares are exact decimals (``Decimal``,
@@ -165,7 +166,7 @@ def _parse_customers(value: Any) -> tuple[CustomerInput, ...]:
             ppath = f"{path}.positions[{pi}]"
             pos = _as_object(pos, ppath)
             positions.append(Position(_get(pos, "asset", ppath), _get(pos, "amount_minor", ppath)))
-        customers.append(CustomerInput(_get(raw, "id", path), tuple(positions)))
+        customers.append(CustomerInput(_printable_id(_get(raw, "id", path), f"{path}.id"), tuple(positions)))
     return tuple(customers)
 
 
@@ -193,7 +194,7 @@ def _parse_layers(value: Any) -> tuple[LayerInput, ...]:
                 raise ValidationError(f"{excluded_path}[{ei}]", "must be a string")
         layers.append(
             LayerInput(
-                id=_get(raw, "id", path),
+                id=_printable_id(_get(raw, "id", path), f"{path}.id"),
                 attachment_jpy=_get(raw, "attachment_jpy", path),
                 limit_jpy=_get(raw, "limit_jpy", path),
                 share=share,
@@ -219,6 +220,17 @@ def _as_object(value: Any, path: str) -> Mapping[str, Any]:
 def _as_list(value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise ValidationError(path, f"must be a list, got {_kind(value)}")
+    return value
+
+
+def _printable_id(value: Any, path: str) -> Any:
+    """Ids are printed in the result: JSON can smuggle in a lone surrogate ("\\ud800") that no
+    output encoding accepts, so refuse it here. Other problems are validate_input's."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(path, "must be valid Unicode text (no lone surrogates)") from None
     return value
 
 

@@ -72,19 +72,18 @@ def apportion(
         return [0] * n
     # map() with operator functions keeps the per-element work in C.
     products = list(map(mul, weights, repeat(total)))
-    shares = list(map(floordiv, products, repeat(W)))
-    leftover = total - sum(shares)
-    if not leftover:
-        return shares
     remainders = list(map(mod, products, repeat(W)))
-    del products
+    # sum(floors) = (T * W - sum(remainders)) / W, so the leftover is sum(remainders) / W.
+    leftover = sum(remainders) // W
+    if not leftover:
+        return list(map(floordiv, products, repeat(W)))
     # The remainders sum to leftover * W and each is < W, so more than `leftover` of them are
     # nonzero: the winners all have a nonzero remainder (hence w > 0), as the contract requires.
     theta, above, tied = _threshold(remainders, leftover)
     tied_needed = leftover - above  # how many of those tied at theta win a yen
     if tied_needed == tied:  # all of them: no tie-break needed
-        return [s + 1 if r >= theta else s for s, r in zip(shares, remainders)]
-    shares = [s + 1 if r > theta else s for s, r in zip(shares, remainders)]
+        return [p // W + 1 if r >= theta else p // W for p, r in zip(products, remainders)]
+    shares = [p // W + 1 if r > theta else p // W for p, r in zip(products, remainders)]
     tied_at = list(compress(range(n), map(theta.__eq__, remainders)))
     tied_at.sort(key=tie_key, reverse=tie_descending)
     for i in tied_at[:tied_needed]:

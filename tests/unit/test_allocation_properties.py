@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from payouts.domain.allocation import (
     CustomerResults,
     InvariantViolation,
+    _check_monotone,
     allocate,
     check_invariants,
     parse_scenario,
@@ -363,3 +364,39 @@ def test_check_invariants_rejects_a_non_monotone_but_balanced_result() -> None:
                           result.sources, CustomerResults.from_rows(rows, len(result.sources)))
     with pytest.raises(InvariantViolation, match="equal claims"):
         check_invariants(inp, broken)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=12))
+def test_the_monotonicity_check_matches_its_definition(pairs: list[tuple[int, int]]) -> None:
+    eligible, payout = [e for e, _ in pairs], [p for _, p in pairs]
+    holds = all(
+        (pa <= pb if ea < eb else abs(pa - pb) <= 1 if ea == eb else True)
+        for ea, pa in pairs for eb, pb in pairs
+    )
+    if holds:
+        _check_monotone(eligible, payout)
+    else:
+        with pytest.raises(InvariantViolation):
+            _check_monotone(eligible, payout)
+
+
+def test_customer_results_behave_like_a_read_only_list() -> None:
+    inp, result = run(TAMPER_SCENARIO)
+    customers = result.customers
+    rows = list(customers)
+    assert len(customers) == 5 and customers[0] == rows[0] and customers[-1] == rows[-1]
+    assert customers[1:3] == rows[1:3] and customers == rows
+    assert customers == CustomerResults.from_rows(rows, len(result.sources))
+    assert customers != rows[:-1]
+    assert rows[4].id == "C4" and rows[4].by_source == (368, 132)
+    assert (rows[4].not_covered_jpy, rows[4].unpaid_jpy) == (0, 500)
+    assert result.by_source_of(rows[4]) == {"reserve": 368, "L1": 132}
+    assert customers.payout_jpy == tuple(r.payout_jpy for r in rows)
+    with pytest.raises(AttributeError):
+        customers.payout_jpy = ()  # type: ignore[misc]
+    # check_invariants and result_to_json also take a plain list of rows.
+    as_list = type(result)(result.total_eligible_jpy, result.total_funded_jpy, result.shortfall_jpy,
+                           result.sources, rows)
+    check_invariants(inp, as_list)
+    assert result_to_json(as_list) == result_to_json(result)
