@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ENVIRONMENTS = ("development", "test", "production")
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production by Config.check()
 
 class ConfigError(RuntimeError):
@@ -67,10 +68,15 @@ class Config:
     upload_dir: str = field(default_factory=lambda: str(instance_dir() / "uploads"))
     #: Cookie settings: secure cookies need HTTPS, which development on 127.0.0.1 lacks.
     secure_cookies: bool = False
+    #: Reverse proxies in front of the app that set X-Forwarded-For (0: none).
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Config":
         env = os.environ.get("PAYOUTS_ENV", "development")
+        if env not in ENVIRONMENTS:
+            # "prod" or "Production" must not quietly run with development settings.
+            raise ConfigError(f"PAYOUTS_ENV must be one of {', '.join(ENVIRONMENTS)}; got {env!r}")
         values: dict[str, object] = {
             "env": env,
             "database_url": os.environ.get("PAYOUTS_DATABASE_URL") or _default_sqlite_url(),
@@ -80,6 +86,7 @@ class Config:
             "max_upload_bytes": _int_env("PAYOUTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             "upload_dir": os.environ.get("PAYOUTS_UPLOAD_DIR")
             or str(instance_dir() / "uploads"),
+            "proxy_hops": _int_env("PAYOUTS_PROXY_HOPS", 0),
             "secure_cookies": os.environ.get("PAYOUTS_SECURE_COOKIES", "1" if env == "production" else "0")
             == "1",
         }
@@ -94,6 +101,8 @@ class Config:
 
     def check(self) -> None:
         """Refuse configurations that are only safe on a developer's machine."""
+        if self.env not in ENVIRONMENTS:
+            raise ConfigError(f"environment must be one of {', '.join(ENVIRONMENTS)}; got {self.env!r}")
         if not self.is_production:
             return
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
@@ -102,3 +111,6 @@ class Config:
             raise ConfigError("PAYOUTS_DATABASE_URL must point at PostgreSQL in production")
         if not self.secure_cookies:
             raise ConfigError("PAYOUTS_SECURE_COOKIES cannot be off in production")
+        if not self.redis_url:
+            # Login rate limits kept in each worker's memory multiply by the worker count.
+            raise ConfigError("PAYOUTS_REDIS_URL must be set in production (jobs and rate limits)")

@@ -1,6 +1,7 @@
 """A per-transaction staging table for loss files, loaded in bulk and merged with SQL.
 
-Rows go to a temporary table first (COPY on PostgreSQL, batched inserts on SQLite); checks
+Rows go to a temporary table first (on PostgreSQL the file itself through COPY, checked in SQL;
+on SQLite rows read and checked in Python, in batches); checks
 that need the whole file and the merge into customers and loss_positions then run as set-based
 SQL, so memory stays flat however large the file is. The table disappears with the transaction.
 """
@@ -8,7 +9,7 @@ SQL, so memory stays flat however large the file is. The table disappears with t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -16,6 +17,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from payouts.db.types import UTCDateTime
+from payouts.domain.money import MAX_QUANTITY_DIGITS
 from payouts.domain.loss_file import (
     EMAIL_PATTERN,
     MAX_EMAIL_LENGTH,
@@ -29,7 +31,6 @@ from payouts.domain.loss_file import (
 TABLE = "loss_staging"
 RAW_TABLE = "loss_raw"
 _SQLITE_BATCH = 20_000
-_COPY_CHUNK = 5_000
 
 
 #: Memory for the import's sorts and hashes (this transaction only): the default 4 MB sends a
@@ -38,24 +39,15 @@ IMPORT_WORK_MEM = "256MB"
 
 
 def create(session: Session) -> None:
-    if _dialect(session) == "postgresql":
-        session.execute(text(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'"))
-        session.execute(
-            text(
-                f"CREATE TEMP TABLE {TABLE} (line integer NOT NULL, customer_ref text NOT NULL,"
-                " asset text NOT NULL, amount numeric NOT NULL, name text NOT NULL,"
-                " email text NOT NULL) ON COMMIT DROP"
-            )
+    """The typed staging table for the Python reading path (SQLite)."""
+    session.execute(text(f"DROP TABLE IF EXISTS temp.{TABLE}"))
+    session.execute(
+        text(
+            f"CREATE TEMP TABLE {TABLE} (line INTEGER NOT NULL, customer_ref TEXT NOT NULL,"
+            " asset TEXT NOT NULL, amount TEXT NOT NULL, name TEXT NOT NULL,"
+            " email TEXT NOT NULL)"
         )
-    else:
-        session.execute(text(f"DROP TABLE IF EXISTS temp.{TABLE}"))
-        session.execute(
-            text(
-                f"CREATE TEMP TABLE {TABLE} (line INTEGER NOT NULL, customer_ref TEXT NOT NULL,"
-                " asset TEXT NOT NULL, amount TEXT NOT NULL, name TEXT NOT NULL,"
-                " email TEXT NOT NULL)"
-            )
-        )
+    )
 
 
 def drop(session: Session) -> None:
@@ -65,35 +57,16 @@ def drop(session: Session) -> None:
 
 
 def load(session: Session, rows: Iterable[LossRow]) -> None:
-    """Stream rows into the staging table; consumes the iterable."""
-    if _dialect(session) == "postgresql":
-        _copy_postgres(session, iter(rows))
-    else:
-        _insert_sqlite(session, iter(rows))
-    # Temporary tables have no statistics until analysed; without them the planner picks
-    # nested loops for the merge and a million-row import takes minutes instead of seconds.
-    session.execute(text(f"ANALYZE {TABLE}"))
-
-
-def _copy_postgres(session: Session, rows: Iterator[LossRow]) -> None:
+    """Stream rows read in Python into the staging table (SQLite), in batches."""
     raw = session.connection().connection.driver_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
-        with cursor.copy(
-            f"COPY {TABLE} (line, customer_ref, asset, amount, name, email) FROM STDIN"
-        ) as copy:
-            while True:
-                chunk = list(islice(rows, _COPY_CHUNK))
-                if not chunk:
-                    break
-                # Text COPY format; refs, assets and amounts are already restricted to safe
-                # characters, names and e-mails have no control characters but may hold "\".
-                copy.write(
-                    "".join(
-                        f"{r.line}\t{r.customer_ref}\t{r.asset}\t{r.amount_minor}\t"
-                        f"{_copy_escape(r.name)}\t{_copy_escape(r.email)}\n"
-                        for r in chunk
-                    )
-                )
+    sql = f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)"
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, _SQLITE_BATCH)):
+        raw.executemany(  # type: ignore[union-attr]
+            sql, [(r.line, r.customer_ref, r.asset, str(r.amount_minor), r.name, r.email) for r in chunk]
+        )
+    # Without statistics the planner picks nested loops for the merge.
+    session.execute(text(f"ANALYZE {TABLE}"))
 
 
 # --- PostgreSQL: the file itself goes through COPY and is checked in SQL -------------------
@@ -170,6 +143,8 @@ def raw_problems(session: Session, limit: int) -> tuple[int, list[str]]:
             THEN 'amount must not be negative, got ' || quote_literal({amount}) || ' (' || a.code || ')'
         WHEN {amount} !~ '^[0-9]+([.][0-9]+)?$'
             THEN 'amount is not a plain decimal number: ' || quote_literal(left({amount}, 40)) || ' (' || a.code || ')'
+        WHEN length(ltrim(split_part({amount}, '.', 1), '0')) + a.decimals > {MAX_QUANTITY_DIGITS}
+            THEN 'amount is too large (more than {MAX_QUANTITY_DIGITS} digits in minor units) (' || a.code || ')'
         WHEN length({frac}) > a.decimals
             THEN 'amount has ' || length({frac}) || ' decimal places; this asset allows '
                  || a.decimals || ' (' || a.code || ')'
@@ -204,22 +179,6 @@ def stage_from_raw(session: Session) -> int:
     )
     session.execute(text(f"ANALYZE {TABLE}"))
     return session.scalar(text(f"SELECT count(*) FROM {TABLE}")) or 0
-
-
-def _copy_escape(value: str) -> str:
-    return value.replace("\\", "\\\\") if "\\" in value else value
-
-
-def _insert_sqlite(session: Session, rows: Iterator[LossRow]) -> None:
-    raw = session.connection().connection.driver_connection
-    sql = f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)"
-    while True:
-        chunk = list(islice(rows, _SQLITE_BATCH))
-        if not chunk:
-            break
-        raw.executemany(  # type: ignore[union-attr]
-            sql, [(r.line, r.customer_ref, r.asset, str(r.amount_minor), r.name, r.email) for r in chunk]
-        )
 
 
 @dataclass(frozen=True)
@@ -289,6 +248,8 @@ def merge(session: Session, incident_id: int, import_id: int, now: dt.datetime) 
             f"INSERT INTO customers (external_ref, name, email, locale, created_at, updated_at)"
             f" SELECT s.customer_ref, s.name, s.email, 'ja', :now, :now FROM ({per_customer}) AS s"
             f" WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.external_ref = s.customer_ref)"
+            # Another incident's import may add the same new customer at the same moment.
+            f" ON CONFLICT (external_ref) DO NOTHING"
         ).bindparams(now_param)
     ).rowcount
     updated_positions = session.execute(

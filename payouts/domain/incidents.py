@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import Enum
+from zoneinfo import ZoneInfo
 
 from payouts.domain.errors import ValidationError
+
+
+#: Dates of the exchange's business (policy periods, "the day it happened") are Japanese dates.
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def business_date(moment: dt.datetime) -> dt.date:
+    """The date in Japan of an aware moment: 05:00 JST on 1 April is still 31 March in UTC."""
+    return moment.astimezone(JST).date()
 
 
 class IncidentType(str, Enum):

@@ -108,7 +108,11 @@ def parse_header_line(raw: bytes) -> dict[str, int]:
 
 
 class LossFileReader:
-    """Iterates a loss file, yielding LossRow or RowProblem for each data row."""
+    """Iterates a loss file, yielding LossRow or RowProblem for each data row.
+
+    Fields lose leading and trailing ASCII spaces only, exactly as PostgreSQL's btrim() does on
+    the database import path: a tab or an ideographic space is data, judged by the rules.
+    """
 
     def __init__(self, lines: Iterable[str], asset_decimals: Mapping[str, int]) -> None:
         self._reader = csv.reader(lines, strict=True)
@@ -148,25 +152,25 @@ class LossFileReader:
                 more_or_fewer = "more" if len(record) > width else "fewer"
                 yield RowProblem(line, f"has {more_or_fewer} fields than the header")
                 continue
-            ref = record[i_ref].strip()
+            ref = record[i_ref].strip(" ")
             if not ref:
                 yield RowProblem(line, "customer_ref is empty")
                 continue
             if len(ref) > MAX_REF_LENGTH or not _REF_RE.fullmatch(ref):
                 yield RowProblem(line, f"customer_ref {ref[:80]!r} is not a valid reference")
                 continue
-            asset = record[i_asset].strip()
+            asset = record[i_asset].strip(" ")
             places = decimals.get(asset)
             if places is None:
                 yield RowProblem(line, f"unknown asset {asset[:20]!r}")
                 continue
             try:
-                amount = parse_amount(record[i_amount].strip(), places)
+                amount = parse_amount(record[i_amount].strip(" "), places)
             except ValidationError as exc:
                 yield RowProblem(line, f"amount {exc.message} ({asset})")
                 continue
-            name = record[i_name].strip() if i_name is not None else ""
-            email = record[i_email].strip() if i_email is not None else ""
+            name = record[i_name].strip(" ") if i_name is not None else ""
+            email = record[i_email].strip(" ") if i_email is not None else ""
             problem = _check_contact(name, email)
             if problem:
                 yield RowProblem(line, problem)

@@ -17,6 +17,19 @@ _DECIMAL_RE = re.compile(r"([0-9]+)(?:\.([0-9]+))?")  # ASCII digits only: "１"
 
 #: Largest number of decimals an asset may declare (18 covers ETH and ERC-20 tokens).
 MAX_ASSET_DECIMALS = 30
+#: Most digits a quantity in minor units may have: the database columns hold 78 (any uint256).
+MAX_QUANTITY_DIGITS = 78
+#: Largest yen amount any form or command accepts: ¥1,000 trillion, far above any exchange's
+#: money and far below what a 64-bit column (and SQLite's SUM) can hold.
+MAX_YEN = 10**15
+
+
+def check_yen(value: object, field: str, *, positive: bool = False) -> int:
+    """A whole number of yen within 0 (or 1) .. MAX_YEN; bools and floats are refused."""
+    if type(value) is not int or value < (1 if positive else 0) or value > MAX_YEN:
+        low = "1" if positive else "0"
+        raise ValidationError(field, f"must be a whole number of yen from {low} to {MAX_YEN:,}")
+    return value
 
 
 def parse_amount(text: str, decimals: int, *, field: str = "amount") -> int:
@@ -36,6 +49,8 @@ def parse_amount(text: str, decimals: int, *, field: str = "amount") -> int:
             raise ValidationError(field, "is empty")
         raise ValidationError(field, f"is not a plain decimal number: {text!r}")
     whole, frac = match.group(1), match.group(2) or ""
+    if len(whole.lstrip("0")) + decimals > MAX_QUANTITY_DIGITS:
+        raise ValidationError(field, f"is too large (more than {MAX_QUANTITY_DIGITS} digits in minor units)")
     if len(frac) > decimals:
         # Trailing zeros beyond the asset's precision are harmless ("1.50" JPY is not).
         if frac[decimals:].strip("0"):

@@ -52,12 +52,14 @@ from payouts.domain.allocation import (
 )
 from payouts.domain.allocation_digest import input_digest
 from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
-from payouts.domain.money import canonical_decimal, format_amount
+from payouts.domain.money import canonical_decimal, check_yen, format_amount
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
+from payouts.domain.incidents import IncidentStatus, business_date
 from payouts.domain.tranches import tranche_buckets
 from payouts.domain.valuation import value_positions
 from payouts.services import funding
 from payouts.services.access import require_role
+from payouts.services.incidents import ensure_not_allocated, find_incident
 
 RECOVERY_SOURCE = "recovery"
 
@@ -133,7 +135,7 @@ def build_input(
     tranches = funding.parse_tranches(terms_row.tranches_jpy) if terms_row else ()
 
     layers, layer_ids = [], {}
-    for status in funding.tower(session, actor, incident.occurred_at.date()):
+    for status in funding.tower(session, actor, business_date(incident.occurred_at)):
         layer = status.layer
         layers.append(LayerInput(
             layer.code, layer.attachment_jpy, layer.limit_jpy, layer.share,
@@ -149,7 +151,7 @@ def build_input(
 def preview(session: Session, actor: Actor, incident_ref: str) -> Preview:
     """Compute the allocation the records give now, without storing anything."""
     require_role(actor, BACK_OFFICE_READERS, "preview allocations")
-    incident = _incident(session, incident_ref)
+    incident = find_incident(session, incident_ref)
     inp, layer_ids = build_input(session, actor, incident)
     result = allocate(inp)
     check_invariants(inp, result)
@@ -171,7 +173,7 @@ def commit_allocation(
     require_role(actor, STAFF_WRITERS, "commit allocations")
     try:
         with transaction(session):
-            incident = _incident(session, incident_ref, lock=True)
+            incident = find_incident(session, incident_ref, lock=True)
             existing = session.scalar(select(AllocationRun.id).where(
                 AllocationRun.incident_id == incident.id, AllocationRun.sequence == 1))
             if existing is not None:
@@ -186,16 +188,16 @@ def commit_allocation(
             check_invariants(inp, result)
             run = _store_run(session, actor, incident, "initial", 1, digest, _summary(inp, result), result,
                              layer_ids)
-            reserve_used = result.sources[0].used_jpy
+            reserve_used = next(s.used_jpy for s in result.sources if s.id == RESERVE_ID)
             if reserve_used:
                 session.add(ReserveEntry(kind="earmark", amount_jpy=reserve_used, incident_id=incident.id,
                                          allocation_run_id=run.id, created_by_label=actor.label,
                                          memo=f"Allocation run #{run.id} of {incident.ref}"))
-            for source in result.sources[1:]:
-                if source.used_jpy:
+            for source in result.sources:
+                if source.id != RESERVE_ID and source.used_jpy:
                     session.add(InsuranceReceivable(run_id=run.id, layer_id=layer_ids[source.id],
                                                     amount_jpy=source.used_jpy, received_jpy=0))
-            incident.status = "paying"
+            incident.status = IncidentStatus.PAYING.value
             record_event(
                 session, actor, "allocation.committed", "incident", incident.ref,
                 f"Allocation run #{run.id} of {incident.ref}: eligible ¥{result.total_eligible_jpy:,},"
@@ -204,16 +206,20 @@ def commit_allocation(
                  "sources": {s.id: s.used_jpy for s in result.sources}},
             )
     except IntegrityError as exc:
-        # SQLite has no row lock: the unique (incident, sequence) decides the race instead.
+        # Only the unique (incident, sequence) means a lost race; any other violation is a bug.
+        if not _is_sequence_clash(exc):
+            raise
         raise ConflictError(f"another allocation of {incident_ref} was committed at the same time") from exc
     return run
 
 
 def _store_run(session, actor, incident, kind, sequence, digest, summary, result, layer_ids,  # type: ignore[no-untyped-def]
                recovery_id=None, only_paid=False):
+    """Store a run with its sources and lines (a later-money run keeps only customers it pays)."""
+    stored = [c for c in result.customers if not only_paid or c.payout_jpy]
     run = AllocationRun(
         incident_id=incident.id, kind=kind, sequence=sequence, inputs_sha256=digest,
-        inputs_summary=canonical_json(summary), customers=len(result.customers),
+        inputs_summary=canonical_json(summary), customers=len(stored),
         total_eligible_jpy=result.total_eligible_jpy, total_funded_jpy=result.total_funded_jpy,
         shortfall_jpy=result.shortfall_jpy, recovery_id=recovery_id, created_by_label=actor.label,
     )
@@ -233,7 +239,7 @@ def _store_run(session, actor, incident, kind, sequence, digest, summary, result
         ("run_id", "customer_id", "approved_jpy", "eligible_jpy", "payout_jpy", "by_source"),
         ((run.id, ids[c.id], c.approved_jpy, c.eligible_jpy, c.payout_jpy,
           "[" + ",".join(map(str, c.by_source)) + "]")
-         for c in result.customers if not only_paid or c.payout_jpy),
+         for c in stored),
     )
     return run
 
@@ -261,14 +267,13 @@ def record_recovery(
 ) -> AllocationRun:
     """Record money that arrived after the run and share it over unpaid balances at once."""
     require_role(actor, STAFF_WRITERS, "record recoveries")
-    if type(amount_jpy) is not int or amount_jpy <= 0:
-        raise ValidationError("amount_jpy", "must be a whole number of yen above 0")
+    check_yen(amount_jpy, "amount_jpy", positive=True)
     source = (source or "").strip()
     if not source or len(source) > 300:
         raise ValidationError("source", "is required (at most 300 characters): say where the money came from")
     try:
         with transaction(session):
-            incident = _incident(session, incident_ref, lock=True)
+            incident = find_incident(session, incident_ref, lock=True)
             sequence = session.scalar(select(func.max(AllocationRun.sequence)).where(
                 AllocationRun.incident_id == incident.id))
             if not sequence:
@@ -300,8 +305,16 @@ def record_recovery(
                 f"¥{amount_jpy:,} from {source} shared over unpaid balances of {incident.ref}"
                 f" (run #{run.id}; surplus ¥{shared.surplus_jpy:,})", {"run_id": run.id, **summary})
     except IntegrityError as exc:
+        if not _is_sequence_clash(exc):
+            raise
         raise ConflictError(f"another distribution for {incident_ref} was recorded at the same time") from exc
     return run
+
+
+def _is_sequence_clash(exc: IntegrityError) -> bool:
+    text_ = str(exc.orig)
+    return "uq_allocation_runs_incident_id_sequence" in text_ or (
+        "allocation_runs.incident_id, allocation_runs.sequence" in text_)
 
 
 def input_digest_later(unpaid: list[tuple[str, int, int]], amount: int) -> str:
@@ -368,6 +381,21 @@ def get_run(session: Session, actor: Actor, incident: Incident, run_id: int) -> 
     return run
 
 
+def run_lines(session: Session, actor: Actor, run: AllocationRun, query: str, page: int,
+              page_size: int) -> tuple[list[tuple[str, AllocationLine]], bool]:
+    """One page of a run's lines (customer reference, line), optionally filtered; and whether
+    another page follows."""
+    require_role(actor, BACK_OFFICE_READERS, "read allocation runs")
+    rows = select(Customer.external_ref, AllocationLine).join(Customer, Customer.id == AllocationLine.customer_id) \
+        .where(AllocationLine.run_id == run.id)
+    if query:
+        rows = rows.where(Customer.external_ref.contains(query, autoescape=True))
+    page = min(max(page, 1), 10**6)  # an absurd page number must not overflow OFFSET
+    found = session.execute(rows.order_by(Customer.external_ref).offset((page - 1) * page_size)
+                            .limit(page_size + 1)).all()
+    return [(ref, line) for ref, line in found[:page_size]], len(found) > page_size
+
+
 def run_histogram(session: Session, run: AllocationRun) -> list[tuple[str, int]]:
     rows = session.execute(select(AllocationLine.eligible_jpy, AllocationLine.payout_jpy)
                            .where(AllocationLine.run_id == run.id).execution_options(yield_per=50_000))
@@ -388,6 +416,8 @@ class LineExplanation:
     deductible_jpy: int
     cap_jpy: int | None
     tranches: list[tuple[int, int | None, int]]  # low, high (None: no top), part of E
+    #: E minus everything allocated to the customer up to and including this run.
+    still_owed_jpy: int
 
 
 def explain_line(session: Session, actor: Actor, incident: Incident, run_id: int,
@@ -398,15 +428,23 @@ def explain_line(session: Session, actor: Actor, incident: Incident, run_id: int
     line = session.get(AllocationLine, (run.id, customer.id))
     if line is None:
         raise NotFoundError(f"customer {customer_ref!r} has no line in run #{run.id}")
-    terms = json.loads(run.inputs_summary).get("terms", {"deductible_jpy": 0, "cap_jpy": None,
-                                                         "tranches_jpy": []})
+    # Terms are those of the initial run: a later-money run has none of its own.
+    initial = run if run.sequence == 1 else session.scalar(select(AllocationRun).where(
+        AllocationRun.incident_id == incident.id, AllocationRun.sequence == 1))
+    terms = json.loads(initial.inputs_summary)["terms"]
+    paid_so_far = session.scalar(
+        select(func.sum(AllocationLine.payout_jpy)).join(AllocationRun, AllocationRun.id == AllocationLine.run_id)
+        .where(AllocationRun.incident_id == incident.id, AllocationRun.sequence <= run.sequence,
+               AllocationLine.customer_id == customer.id)) or 0
     by_source = list(zip([s.source_id for s in run.sources], json.loads(line.by_source)))
     return _explain(session, incident, customer, run, line.approved_jpy, line.eligible_jpy, line.payout_jpy,
-                    by_source, terms["deductible_jpy"], terms["cap_jpy"], terms["tranches_jpy"])
+                    by_source, terms["deductible_jpy"], terms["cap_jpy"], terms["tranches_jpy"],
+                    still_owed=line.eligible_jpy - int(paid_so_far))
 
 
 def explain_preview_line(session: Session, actor: Actor, incident_ref: str, customer_ref: str) -> LineExplanation:
     """The line one customer would get if the allocation were committed now."""
+    ensure_not_allocated(session, find_incident(session, incident_ref), "preview")
     computed = preview(session, actor, incident_ref)
     customer = _customer(session, customer_ref)
     ids = computed.result.customers.ids
@@ -417,7 +455,8 @@ def explain_preview_line(session: Session, actor: Actor, incident_ref: str, cust
     terms = computed.inputs.terms
     by_source = [(s.id, part) for s, part in zip(computed.result.sources, c.by_source)]
     return _explain(session, computed.incident, customer, None, c.approved_jpy, c.eligible_jpy, c.payout_jpy,
-                    by_source, terms.deductible_jpy, terms.cap_jpy, list(computed.inputs.tranches_jpy))
+                    by_source, terms.deductible_jpy, terms.cap_jpy, list(computed.inputs.tranches_jpy),
+                    still_owed=c.eligible_jpy - c.payout_jpy)
 
 
 def _index_of(sorted_ids: Sequence[str], wanted: str) -> int | None:
@@ -433,7 +472,7 @@ def _customer(session: Session, customer_ref: str) -> Customer:
 
 
 def _explain(session, incident, customer, run, approved, eligible, payout, by_source,  # type: ignore[no-untyped-def]
-             deductible, cap, tranches) -> LineExplanation:
+             deductible, cap, tranches, still_owed) -> LineExplanation:
     priced = session.execute(
         select(LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals, ReferencePrice.price_jpy)
         .join(Asset, Asset.code == LossPosition.asset_code)
@@ -445,17 +484,7 @@ def _explain(session, incident, customer, run, approved, eligible, payout, by_so
     positions = [(v.asset, format_amount(v.amount_minor, v.decimals), canonical_decimal(v.price), v.value_exact)
                  for v in valued]
     return LineExplanation(customer, run, approved, eligible, payout, by_source, positions, deductible, cap,
-                           tranche_buckets(eligible, tranches))
-
-
-def _incident(session: Session, ref: str, lock: bool = False) -> Incident:
-    query = select(Incident).where(Incident.ref == ref)
-    if lock:
-        query = query.with_for_update()
-    incident = session.scalar(query)
-    if incident is None:
-        raise NotFoundError(f"no incident {ref!r}")
-    return incident
+                           tranche_buckets(eligible, tranches), still_owed)
 
 
 __all__ = ["RESERVE_ID", "Preview", "build_input", "preview", "commit_allocation", "record_recovery",

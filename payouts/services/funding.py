@@ -20,11 +20,11 @@ from payouts.db.models import (
 from payouts.db.session import transaction
 from payouts.domain.errors import NotFoundError, ValidationError
 from payouts.domain.incidents import IncidentType
-from payouts.domain.money import canonical_decimal, parse_price
+from payouts.domain.money import canonical_decimal, check_yen, parse_price
 from payouts.domain.reserve import EntryKind, ReserveBalance
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
 from payouts.services.access import require_role
-from payouts.services.incidents import ensure_not_allocated, get_incident
+from payouts.services.incidents import ensure_not_allocated, find_incident
 
 #: Serialises changes to the reserve's balance (PostgreSQL advisory lock key, "rsrv").
 _RESERVE_LOCK_KEY = 0x72737276
@@ -57,7 +57,7 @@ def record_reserve_movement(
     require_role(actor, STAFF_WRITERS, "move reserve funds")
     if kind not in (EntryKind.DEPOSIT.value, EntryKind.WITHDRAWAL.value):
         raise ValidationError("kind", "must be deposit or withdrawal")
-    _check_yen(amount_jpy, "amount_jpy", positive=True)
+    check_yen(amount_jpy, "amount_jpy", positive=True)
     memo = (memo or "").strip()
     if not memo or len(memo) > MAX_MEMO:
         raise ValidationError("memo", f"is required (at most {MAX_MEMO} characters): say what the money is")
@@ -125,10 +125,10 @@ def add_layer(
     code = (code or "").strip()
     if not code or len(code) > 40 or code == "reserve" or not code.replace("-", "").replace("_", "").isalnum():
         raise ValidationError("code", "must be 1-40 letters, digits, '-' or '_' (and not 'reserve')")
-    _check_yen(attachment_jpy, "attachment_jpy")
-    _check_yen(limit_jpy, "limit_jpy")
+    check_yen(attachment_jpy, "attachment_jpy")
+    check_yen(limit_jpy, "limit_jpy")
     if aggregate_limit_jpy is not None:
-        _check_yen(aggregate_limit_jpy, "aggregate_limit_jpy")
+        check_yen(aggregate_limit_jpy, "aggregate_limit_jpy")
     share_value: Decimal = parse_price(share, field="share")
     if share_value > 1:
         raise ValidationError("share", "must be greater than 0 and at most 1")
@@ -207,13 +207,13 @@ def set_terms(
     tranches_jpy: str,
 ) -> CompensationTerms:
     require_role(actor, STAFF_WRITERS, "set compensation terms")
-    _check_yen(deductible_jpy, "deductible_jpy")
+    check_yen(deductible_jpy, "deductible_jpy")
     if cap_jpy is not None:
-        _check_yen(cap_jpy, "cap_jpy")
+        check_yen(cap_jpy, "cap_jpy")
     tranches = parse_tranches(tranches_jpy)
     stored = ",".join(map(str, tranches))
     with transaction(session):
-        incident = get_incident(session, actor, incident_ref)
+        incident = find_incident(session, incident_ref, lock=True)
         ensure_not_allocated(session, incident, "compensation terms")
         terms = session.get(CompensationTerms, incident.id, with_for_update=True)
         before = None if terms is None else [terms.deductible_jpy, terms.cap_jpy, terms.tranches_jpy]
@@ -232,6 +232,3 @@ def set_terms(
     return terms
 
 
-def _check_yen(value: object, field: str, positive: bool = False) -> None:
-    if type(value) is not int or value < (1 if positive else 0):
-        raise ValidationError(field, "must be a whole number of yen" + (" above 0" if positive else " (0 or more)"))

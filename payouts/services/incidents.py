@@ -14,7 +14,7 @@ from payouts.db.models import AllocationRun, Asset, Incident, LossImport, LossPo
 from payouts.db.session import transaction
 from payouts.db.types import utcnow
 from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
-from payouts.domain.incidents import check_incident_ref, check_incident_type
+from payouts.domain.incidents import IncidentStatus, check_incident_ref, check_incident_type
 from payouts.domain.money import canonical_decimal, parse_price
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
 from payouts.services.access import require_role
@@ -64,7 +64,7 @@ def record_incident(
             ref=ref,
             title=title,
             incident_type=kind.value,
-            status="recorded",
+            status=IncidentStatus.RECORDED.value,
             occurred_at=occurred_at,
             discovered_at=discovered_at,
             description=(description or "").strip(),
@@ -99,12 +99,21 @@ def ensure_not_allocated(session: Session, incident: Incident, what: str) -> Non
         )
 
 
-def get_incident(session: Session, actor: Actor, ref: str) -> Incident:
-    require_role(actor, BACK_OFFICE_READERS, "read incidents")
-    incident = session.scalar(select(Incident).where(Incident.ref == ref))
+def find_incident(session: Session, ref: str, *, lock: bool = False) -> Incident:
+    """The incident with this reference; ``lock`` takes its row lock for the transaction, which
+    every change to the incident's inputs or allocation takes first, so they serialise."""
+    query = select(Incident).where(Incident.ref == ref)
+    if lock:
+        query = query.with_for_update()
+    incident = session.scalar(query)
     if incident is None:
         raise NotFoundError(f"no incident {ref!r}")
     return incident
+
+
+def get_incident(session: Session, actor: Actor, ref: str) -> Incident:
+    require_role(actor, BACK_OFFICE_READERS, "read incidents")
+    return find_incident(session, ref)
 
 
 def list_incidents(session: Session, actor: Actor) -> list[IncidentSummary]:
@@ -204,11 +213,7 @@ def set_reference_price(
     if len(source) > MAX_SOURCE:
         raise ValidationError("source", f"must be at most {MAX_SOURCE} characters")
     with transaction(session):
-        incident = session.scalar(
-            select(Incident).where(Incident.ref == incident_ref).with_for_update()
-        )
-        if incident is None:
-            raise NotFoundError(f"no incident {incident_ref!r}")
+        incident = find_incident(session, incident_ref, lock=True)
         ensure_not_allocated(session, incident, "reference prices")
         asset = session.get(Asset, asset_code)
         if asset is None:

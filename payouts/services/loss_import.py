@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event
 from payouts.db import loss_staging
-from payouts.db.models import Asset, Incident, LossImport
+from payouts.db.models import Asset, LossImport
 from payouts.db.session import transaction
 from payouts.db.types import utcnow
-from payouts.domain.errors import NotFoundError
 from payouts.domain.loss_file import (
     LossFileError,
     LossFileReader,
@@ -33,7 +32,7 @@ from payouts.domain.loss_file import (
 )
 from payouts.domain.roles import STAFF_WRITERS, Actor
 from payouts.services.access import require_role
-from payouts.services.incidents import ensure_not_allocated
+from payouts.services.incidents import ensure_not_allocated, find_incident
 
 #: How many problems a rejection report lists; the rest are counted.
 MAX_REPORTED_PROBLEMS = 100
@@ -92,9 +91,7 @@ def _import(
     size: int,
 ) -> ImportReport:
     # Locking the incident serialises imports into it (a no-op on SQLite, which has one writer).
-    incident = session.scalar(select(Incident).where(Incident.ref == incident_ref).with_for_update())
-    if incident is None:
-        raise NotFoundError(f"no incident {incident_ref!r}")
+    incident = find_incident(session, incident_ref, lock=True)
     earlier = session.scalar(
         select(LossImport).where(LossImport.incident_id == incident.id, LossImport.sha256 == digest)
     )

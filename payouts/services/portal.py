@@ -8,7 +8,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from payouts.db.models import Asset, Incident, LossPosition, ReferencePrice
+from payouts.db.models import Asset, Incident, LossPosition, ReferencePrice, User
+from payouts.domain.errors import PermissionDenied
 from payouts.domain.money import format_amount
 from payouts.domain.roles import Actor, Role
 from payouts.domain.valuation import value_positions
@@ -33,9 +34,15 @@ class IncidentLosses:
     total_jpy: int | None
 
 
-def my_losses(session: Session, actor: Actor, customer_id: int) -> list[IncidentLosses]:
-    """The customer's positions per incident with the calculation the allocation will use."""
+def my_losses(session: Session, actor: Actor) -> list[IncidentLosses]:
+    """The acting customer's positions per incident, with the calculation the allocation uses.
+
+    The customer is the one linked to the actor's login, never one named by the caller.
+    """
     require_role(actor, {Role.CUSTOMER}, "view a customer's losses")
+    customer_id = session.scalar(select(User.customer_id).where(User.id == actor.user_id))
+    if customer_id is None:
+        raise PermissionDenied("this login is not linked to a customer")
     rows = session.execute(
         select(Incident, LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals,
                ReferencePrice.price_jpy, ReferencePrice.source)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from pathlib import Path
 
+from werkzeug.middleware.proxy_fix import ProxyFix
 from flask import Flask, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from payouts.config import Config, resource_dir
 from payouts.db.session import make_engine, make_session_factory
-from payouts.domain.errors import NotFoundError, PermissionDenied
+from payouts.domain.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from payouts.domain.money import format_decimal_yen, format_yen
 from payouts.domain.roles import Role
 from payouts.web import context
@@ -60,6 +62,10 @@ def create_app(config: Config | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=config.redis_url or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
     )
+    if config.proxy_hops:
+        # Behind a reverse proxy the client's address is in X-Forwarded-For; without this every
+        # user would share the proxy's login rate-limit bucket.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)  # type: ignore[method-assign]
     engine = make_engine(config.database_url)
     app.extensions["payouts"] = AppState(config, engine, make_session_factory(engine))
 
@@ -119,11 +125,21 @@ def _register_core_routes(app: Flask) -> None:
     def set_language(code: str):  # type: ignore[no-untyped-def]
         if code in LANGUAGES:
             session["lang"] = code
-        target = request.args.get("next", "")
-        # Only same-site relative paths: never an open redirect to a phishing page.
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = url_for("index")
-        return redirect(target)
+        return redirect(safe_next(request.args.get("next", "")) or url_for("index"))
+
+
+def safe_next(target: str) -> str | None:
+    """A same-site path to go back to, or None: never an open redirect to a phishing page.
+
+    Browsers drop tabs and newlines from URLs and read "\\" as "/", so "/\t/evil" would become
+    "//evil": any control character, space or backslash disqualifies the target.
+    """
+    if not target or any(ord(ch) <= 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
 
 
 def _register_error_pages(app: Flask) -> None:
@@ -137,6 +153,16 @@ def _register_error_pages(app: Flask) -> None:
         app.register_error_handler(code, page(code))
     app.register_error_handler(PermissionDenied, page(403))
     app.register_error_handler(NotFoundError, page(404))
+
+    def refused(code: int):  # type: ignore[no-untyped-def]
+        # A refusal a service explains (stale page, frozen incident, missing price): show it.
+        def handler(error: Exception):  # type: ignore[no-untyped-def]
+            return render_template("errors/error.html", code=code, message=str(error)), code
+
+        return handler
+
+    app.register_error_handler(ConflictError, refused(409))
+    app.register_error_handler(ValidationError, refused(422))
 
 
 def _register_security_headers(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from flask import current_app, g, request
@@ -24,9 +25,18 @@ def close_db(_exc: BaseException | None = None) -> None:
         session.close()
 
 
+_REQUEST_ID_RE = re.compile(r"[0-9A-Za-z-]{8,64}")
+
+
 def request_id() -> str:
+    """The id that ties this request's audit events together.
+
+    A proxy's X-Request-ID is kept only when it looks like an id, so a client cannot plant
+    arbitrary text in the audit trail; otherwise a fresh one is drawn.
+    """
     if "request_id" not in g:
-        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
     return g.request_id
 
 

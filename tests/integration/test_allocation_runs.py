@@ -211,3 +211,25 @@ def test_inputs_are_frozen_once_an_allocation_is_committed(session):  # type: ig
         incidents.set_reference_price(session, STAFF, incident_ref="INC-1", asset_code="JPY", price="2", source="s")
     with pytest.raises(ConflictError, match="compensation terms can no longer change"):
         funding.set_terms(session, STAFF, incident_ref="INC-1", deductible_jpy=1, cap_jpy=None, tranches_jpy="")
+
+
+def test_policy_periods_are_japanese_dates(session):  # type: ignore[no-untyped-def]
+    """An incident at 05:00 JST on 1 April is on the first day of an April policy, though it is
+    still 31 March in UTC."""
+    setup_case(session)
+    occurred = dt.datetime(2026, 3, 31, 20, 0, tzinfo=dt.timezone.utc)  # 2026-04-01 05:00 JST
+    incidents.record_incident(session, STAFF, ref="INC-APR", title="t", incident_type="hack",
+                              occurred_at=occurred, discovered_at=occurred)
+    incidents.set_reference_price(session, STAFF, incident_ref="INC-APR", asset_code="JPY", price="1", source="yen")
+    import_losses(session, STAFF, "INC-APR", io.BytesIO(b"customer_ref,asset,amount\nX1,JPY,5000000\n"), "apr.csv")
+    funding.create_policy(session, STAFF, policy_number="P-APR", insurer="April Re",
+                          period_start=dt.date(2026, 4, 1), period_end=dt.date(2027, 3, 31))
+    funding.add_layer(session, STAFF, policy_number="P-APR", code="APR1", attachment_jpy=0, limit_jpy=10**7,
+                      share="1", aggregate_limit_jpy=None, excluded_incident_types=[])
+    funding.create_policy(session, STAFF, policy_number="P-MAR", insurer="March Re",
+                          period_start=dt.date(2025, 4, 1), period_end=dt.date(2026, 3, 31))
+    funding.add_layer(session, STAFF, policy_number="P-MAR", code="MAR1", attachment_jpy=0, limit_jpy=10**7,
+                      share="1", aggregate_limit_jpy=None, excluded_incident_types=[])
+    layers = [s.id for s in allocation.preview(session, STAFF, "INC-APR").result.sources]
+    assert "APR1" in layers  # in force from 1 April (JST)
+    assert "MAR1" not in layers  # ended on 31 March (JST), the UTC date of the incident

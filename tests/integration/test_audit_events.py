@@ -41,18 +41,28 @@ def test_edited_event_no_longer_matches_its_hash(session):  # type: ignore[no-un
 
 
 def test_a_rolled_back_change_leaves_no_event(session):  # type: ignore[no-untyped-def]
+    """Services run each action in transaction(); a failure after the event undoes both."""
+    from payouts.db.session import transaction
+
     class Boom(Exception):
         pass
 
     with pytest.raises(Boom):
-        try:
+        with transaction(session):
             session.add(Incident(ref="R", title="t", incident_type="hack", status="recorded",
                                  occurred_at=T, discovered_at=T, description=""))
             session.flush()
             record_event(session, SYSTEM_ACTOR, "incident.recorded", "incident", "R", "r")
             raise Boom
-        except Boom:
-            session.rollback()
-            raise
     assert session.scalar(select(AuditEvent)) is None
     assert session.scalar(select(Incident)) is None
+
+
+def test_a_refused_service_action_leaves_no_event(session):  # type: ignore[no-untyped-def]
+    incidents.record_incident(session, STAFF, ref="I1", title="t", incident_type="hack",
+                              occurred_at=T, discovered_at=T)
+    from payouts.domain.errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        incidents.set_reference_price(session, STAFF, incident_ref="I1", asset_code="NOPE", price="1", source="s")
+    assert [e.action for e in session.scalars(select(AuditEvent))] == ["incident.recorded"]

@@ -98,6 +98,10 @@ BAD_FILES = [
     ("customer_ref,asset,amount\nC1,JPY,1,extra\n", "line 2: has more fields than the header"),
     ('customer_ref,asset,amount,name\nC1,JPY,1,"Sato\n', "line 2: "),
     ("customer_ref,asset,amount,name\nC1,JPY,1,Bell\x07Name\n", "line 2: name contains control characters"),
+    ("customer_ref,asset,amount\nC1\t,JPY,1\n", "line 2: customer_ref 'C1"),  # shown as 'C1\\t' or with the tab
+    ("customer_ref,asset,amount,name\nC1,JPY,1,Sato\t\n", "line 2: name contains control characters"),
+    ("customer_ref,asset,amount\nC1,JPY," + "9" * 79 + "\n", "line 2: amount is too large"),
+    ("customer_ref,asset,amount\nC1,ETH," + "9" * 61 + "\n", "line 2: amount is too large"),
     ("customer_ref,asset,amount\nC1 C2,JPY,1\n", "line 2: customer_ref 'C1 C2' is not a valid reference"),
 ]
 
@@ -121,9 +125,22 @@ def test_wrong_encoding_names_the_line(session, incident):  # type: ignore[no-un
 
 
 def test_utf8_with_bom_and_japanese_names_is_accepted(session, incident):  # type: ignore[no-untyped-def]
-    data = "\ufeffcustomer_ref,asset,amount,name\nC1,JPY,1,佐藤 陽翔\n".encode("utf-8")
+    data = "\ufeffcustomer_ref,asset,amount,name\nC1,JPY,1, 佐藤\u3000陽翔\u3000 \n".encode("utf-8")
     assert run(session, data).status == "imported"
-    assert session.scalar(select(Customer.name)) == "佐藤 陽翔"
+    # Only ASCII spaces are trimmed, the same on both import paths.
+    assert session.scalar(select(Customer.name)) == "佐藤\u3000陽翔\u3000"
+
+
+def test_two_imports_into_different_incidents_share_new_customers(session, incident):  # type: ignore[no-untyped-def]
+    t = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)
+    incidents.record_incident(session, STAFF, ref="INC-2", title="t", incident_type="hack", occurred_at=t,
+                              discovered_at=t)
+    run(session, GOOD)
+    second = import_losses(session, STAFF, "INC-2", io.BytesIO(GOOD.encode()), "same-people.csv")
+    assert second.status == "imported"
+    assert second.loss_import.customers_created == 0
+    assert session.scalar(select(func.count()).select_from(Customer)) == 2
+    assert session.scalar(select(func.count()).select_from(LossPosition)) == 6
 
 
 def test_every_problem_is_counted_and_the_report_is_capped(session, incident):  # type: ignore[no-untyped-def]

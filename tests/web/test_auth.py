@@ -111,5 +111,37 @@ def test_secure_cookies_in_production_shape(db_url, tmp_path):  # type: ignore[n
 def test_language_switch_only_redirects_within_the_site(app):  # type: ignore[no-untyped-def]
     client = app.test_client()
     assert client.get("/lang/en?next=/login").headers["Location"] == "/login"
-    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example",
+                 "/\n/evil.example", "/\r/evil.example", "/ /evil.example", "javascript:alert(1)"):
         assert client.get("/lang/en", query_string={"next": evil}).headers["Location"] == "/"
+
+
+def test_login_is_also_limited_per_username_across_addresses(db_url, tmp_path, accounts):  # type: ignore[no-untyped-def]
+    from payouts.web.app import create_app
+
+    limited = create_app(make_config(db_url, tmp_path, login_rate_limit="3 per minute"))
+    username, _ = accounts[Role.STAFF]
+    codes = []
+    for n in range(5):
+        client = limited.test_client()
+        page = client.get("/login", environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+        codes.append(client.post("/login", environ_base={"REMOTE_ADDR": f"10.0.0.{n}"}, data={
+            "username": username, "password": "wrong-password-x", "csrf_token": csrf_token(page.text)}).status_code)
+    assert codes == [401, 401, 401, 429, 429]
+    limited.extensions["payouts"].engine.dispose()
+
+
+def test_a_planted_request_id_does_not_reach_the_audit_trail(app, client_for):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from payouts.db.models import AuditEvent
+
+    client = client_for(Role.STAFF)
+    token = csrf_token(client.get("/staff/incidents/INC-1").text)
+    client.post("/staff/incidents/INC-1/prices", headers={"X-Request-ID": "<script>forged entry</script>"},
+                data={"csrf_token": token, "asset": "ETH", "price": "1", "source": "s"})
+    session = app.extensions["payouts"].session_factory()
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "price.set", AuditEvent.subject_id == "INC-1")
+                           .order_by(AuditEvent.seq.desc()))
+    assert event.request_id and "<" not in event.request_id
+    session.close()

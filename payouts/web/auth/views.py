@@ -62,9 +62,15 @@ def _login_limit() -> str:
     return current_app.extensions["payouts"].config.login_rate_limit
 
 
+def _username_key() -> str:
+    # A second bucket per account: many addresses guessing one password share it.
+    return "login-user:" + (request.form.get("username") or "").strip().lower()[:120]
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_username_key)
 def login():  # type: ignore[no-untyped-def]
     if current_user.is_authenticated:
         return redirect(url_for("index"))

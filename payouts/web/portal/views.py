@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import current_user
 
 from payouts.domain.roles import Role
 from payouts.services import portal
@@ -16,6 +15,6 @@ bp = Blueprint("portal", __name__)
 @bp.get("/")
 @roles_required({Role.CUSTOMER})
 def home():  # type: ignore[no-untyped-def]
-    # The customer id comes from the server-side login, never from the URL or the form.
-    losses = portal.my_losses(db(), actor(), current_user.customer_id)
+    # The customer comes from the server-side login, never from the URL or the form.
+    losses = portal.my_losses(db(), actor())
     return render_template("portal/home.html", losses=losses)

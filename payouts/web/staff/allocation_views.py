@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
-
-from payouts.db.models import AllocationLine, Customer
 from payouts.domain.errors import ConflictError, ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
 from payouts.services import allocation, funding, incidents
@@ -117,16 +114,11 @@ def run_detail(ref: str, run_id: int):  # type: ignore[no-untyped-def]
     session, who = db(), actor()
     incident = incidents.get_incident(session, who, ref)
     run = allocation.get_run(session, who, incident, run_id)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    query = request.args.get("q", "").strip()
-    rows = select(Customer.external_ref, AllocationLine).join(Customer, Customer.id == AllocationLine.customer_id) \
-        .where(AllocationLine.run_id == run.id)
-    if query:
-        rows = rows.where(Customer.external_ref.contains(query, autoescape=True))
-    lines = session.execute(rows.order_by(Customer.external_ref).offset((page - 1) * PAGE_SIZE)
-                            .limit(PAGE_SIZE + 1)).all()
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 10**6)
+    query = request.args.get("q", "").strip()[:64]
+    lines, has_more = allocation.run_lines(session, who, run, query, page, PAGE_SIZE)
     return render_template(
-        "staff/run.html", incident=incident, run=run, lines=lines[:PAGE_SIZE], has_more=len(lines) > PAGE_SIZE,
+        "staff/run.html", incident=incident, run=run, lines=lines, has_more=has_more,
         page=page, query=query, ratio_rows=allocation.run_histogram(session, run),
     )
 

@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from payouts.domain.incidents import IncidentType
+from payouts.domain.money import MAX_YEN
 
 INCIDENT_TYPE_LABELS = {
     IncidentType.HACK.value: _l("Hack"),
@@ -64,7 +65,7 @@ class UploadForm(FlaskForm):
 class ReserveMovementForm(FlaskForm):
     kind = SelectField(_l("Movement"), choices=[SelectChoice("deposit", ENTRY_KIND_LABELS["deposit"]),
                                                 SelectChoice("withdrawal", ENTRY_KIND_LABELS["withdrawal"])])
-    amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1)])
+    amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1, max=MAX_YEN)])
     memo = StringField(_l("Memo"), validators=[DataRequired(), Length(max=500)])
 
 
@@ -78,18 +79,18 @@ class PolicyForm(FlaskForm):
 class LayerForm(FlaskForm):
     policy_number = SelectField(_l("Policy"), choices=[])
     code = StringField(_l("Layer id"), validators=[DataRequired(), Length(max=40)])
-    attachment_jpy = IntegerField(_l("Attachment (yen)"), validators=[InputRequired(), NumberRange(min=0)])
-    limit_jpy = IntegerField(_l("Limit (yen)"), validators=[InputRequired(), NumberRange(min=0)])
+    attachment_jpy = IntegerField(_l("Attachment (yen)"), validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
+    limit_jpy = IntegerField(_l("Limit (yen)"), validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
     share = StringField(_l("Share"), default="1", validators=[DataRequired(), Length(max=20)])
-    aggregate_limit_jpy = IntegerField(_l("Aggregate limit (yen)"), validators=[Optional(), NumberRange(min=0)])
+    aggregate_limit_jpy = IntegerField(_l("Aggregate limit (yen)"), validators=[Optional(), NumberRange(min=0, max=MAX_YEN)])
     excluded_incident_types = SelectMultipleField(
         _l("Excluded incident types"), choices=[SelectChoice(k, v) for k, v in INCIDENT_TYPE_LABELS.items()],
         validators=[Optional()])
 
 
 class TermsForm(FlaskForm):
-    deductible_jpy = IntegerField(_l("Deductible (yen)"), default=0, validators=[InputRequired(), NumberRange(min=0)])
-    cap_jpy = IntegerField(_l("Cap per customer (yen)"), validators=[Optional(), NumberRange(min=0)])
+    deductible_jpy = IntegerField(_l("Deductible (yen)"), default=0, validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
+    cap_jpy = IntegerField(_l("Cap per customer (yen)"), validators=[Optional(), NumberRange(min=0, max=MAX_YEN)])
     tranches_jpy = StringField(_l("Priority tranches (yen, comma-separated)"), validators=[Length(max=500)])
 
 
@@ -98,5 +99,5 @@ class CommitForm(FlaskForm):
 
 
 class RecoveryForm(FlaskForm):
-    amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1)])
+    amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1, max=MAX_YEN)])
     source = StringField(_l("Where the money came from"), validators=[DataRequired(), Length(max=300)])
