@@ -248,6 +248,9 @@ def merge(session: Session, incident_id: int, import_id: int, now: dt.datetime) 
             f"INSERT INTO customers (external_ref, name, email, locale, created_at, updated_at)"
             f" SELECT s.customer_ref, s.name, s.email, 'ja', :now, :now FROM ({per_customer}) AS s"
             f" WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.external_ref = s.customer_ref)"
+            # In reference order: ids then follow references, and a sorted ledger export fills
+            # the unique index by appending instead of splitting pages all over it.
+            f" ORDER BY s.customer_ref"
             # Another incident's import may add the same new customer at the same moment.
             f" ON CONFLICT (external_ref) DO NOTHING"
         ).bindparams(now_param)
@@ -268,6 +271,9 @@ def merge(session: Session, incident_id: int, import_id: int, now: dt.datetime) 
             f" FROM {TABLE} AS s JOIN customers AS c ON c.external_ref = s.customer_ref"
             f" WHERE NOT EXISTS (SELECT 1 FROM loss_positions p WHERE p.incident_id = :incident_id"
             f"  AND p.customer_id = c.id AND p.asset_code = s.asset)"
+            # In (customer, asset) order: the indexes and the customers' foreign-key checks
+            # then walk their pages in order instead of at random.
+            f" ORDER BY c.id, s.asset"
         ),
         {"import_id": import_id, "incident_id": incident_id},
     ).rowcount
