@@ -428,6 +428,77 @@ def worker(burst: bool) -> None:
         _fail(exc)
 
 
+# --- audit trail ----------------------------------------------------------------------------
+@cli.group("audit")
+def audit_group() -> None:
+    """Verify, checkpoint and export the hash-chained audit trail (docs/audit-chain.md)."""
+
+
+def _published_checkpoints(_ctx, _param, values):  # type: ignore[no-untyped-def]
+    from payouts.audit.verify import Checkpoint
+
+    checkpoints = []
+    for value in values:
+        seq, _, hash_ = value.partition(":")
+        if not (seq.isdigit() and int(seq) >= 1 and len(hash_) == 64 and all(c in "0123456789abcdef" for c in hash_)):
+            raise click.BadParameter(f"{value!r} is not SEQ:HASH (64 lowercase hex digits)")
+        checkpoints.append(Checkpoint(int(seq), hash_))
+    return checkpoints
+
+
+@audit_group.command("verify")
+@click.option(
+    "--checkpoint",
+    "published",
+    multiple=True,
+    metavar="SEQ:HASH",
+    callback=_published_checkpoints,
+    help="A checkpoint as it was published (repeatable); checked with those recorded.",
+)
+def audit_verify(published) -> None:  # type: ignore[no-untyped-def]
+    """Verify the whole chain and its checkpoints; exit 1 naming the first bad seq."""
+    from payouts.services import audit_trail
+
+    result = _act(audit_trail.verify, published)
+    if not result.ok:
+        click.echo(result.summary(), err=True)
+        sys.exit(1)
+    click.echo(result.summary())
+
+
+@audit_group.command("checkpoint")
+@click.option("--note", required=True, help="Where the checkpoint is published.")
+def audit_checkpoint(note: str) -> None:
+    """Record the chain's head as a checkpoint (after verifying the chain since the last one)."""
+    from payouts.services import audit_trail
+
+    checkpoint = _act(audit_trail.record_checkpoint, note)
+    click.echo(f"checkpoint #{checkpoint.id}: seq {checkpoint.seq} hash {checkpoint.hash}")
+
+
+@audit_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+def audit_export(file: str) -> None:
+    """Write every event, then every checkpoint, to FILE as JSON Lines (- for stdout)."""
+    from payouts.services import audit_trail
+
+    counts = {"event": 0, "checkpoint": 0}
+    with _session() as session:
+        try:
+            records = audit_trail.export_records(session, _operator())
+        except DomainError as exc:
+            _fail(exc)
+        try:
+            with click.open_file(file, "w", encoding="utf-8", atomic=file != "-") as out:
+                for record in records:
+                    out.write(audit_trail.export_line(record))
+                    counts[record["type"]] += 1
+        except BrokenPipeError:  # `payouts audit export - | head`: the reader has had enough
+            sys.stderr.close()
+            sys.exit(0)
+    click.echo(f"exported {counts['event']} events and {counts['checkpoint']} checkpoints", err=True)
+
+
 # --- allocation scenario (no database) ------------------------------------------------------
 @cli.command("allocate-scenario", with_appcontext=False)
 @click.argument("file", type=click.File("rb"))

@@ -20,6 +20,13 @@ from payouts.domain.roles import Actor
 _CHAIN_LOCK_KEY = 0x7061796F  # "payo"
 
 
+def lock_chain(session: Session) -> None:
+    """Hold the head of the chain for the rest of this transaction (PostgreSQL; SQLite has a
+    single writer): nobody appends until it commits or rolls back."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+
+
 def record_event(
     session: Session,
     actor: Actor,
@@ -34,9 +41,7 @@ def record_event(
     ``action`` is past tense and dotted (``incident.created``); ``details`` holds the fields
     that changed as ``{"field": [before, after]}`` or other JSON-safe detail (no floats).
     """
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+    lock_chain(session)
     head = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()

@@ -439,3 +439,28 @@ class Recovery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (CheckConstraint("amount_jpy > 0", name="amount_positive"),)
+
+
+# --- Audit checkpoints ------------------------------------------------------------------------
+
+
+class AuditCheckpoint(Base):
+    """A head of the audit chain (seq, hash) recorded for publication outside the database.
+
+    A later verification must find exactly this hash at this seq; a checkpoint beyond the head
+    means the chain was truncated (docs/audit-chain.md). Append-only on PostgreSQL.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index("ix_audit_checkpoints_seq", "seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+    )

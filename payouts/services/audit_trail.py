@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payouts.audit.chain import HASHED_FIELDS, format_time
-from payouts.audit.log import _CHAIN_LOCK_KEY, record_event
+from payouts.audit.log import lock_chain, record_event
 from payouts.audit.verify import (
     Checkpoint,
     VerificationResult,
@@ -49,8 +49,7 @@ def record_checkpoint(session: Session, actor: Actor, note: str) -> AuditCheckpo
         since = None if latest is None else Checkpoint(latest.seq, latest.hash, f"checkpoint #{latest.id}")
         checked = _verified(verify_chain(session, (), after=since))
     with transaction(session):
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+        lock_chain(session)
         since = None if checked.head_seq == 0 else Checkpoint(checked.head_seq, checked.head_hash, "the head just verified")
         head = _verified(verify_chain(session, (), after=since))
         if head.head_seq == 0:
