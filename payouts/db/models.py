@@ -464,3 +464,103 @@ class AuditCheckpoint(Base):
         Index("ix_audit_checkpoints_seq", "seq"),
         CheckConstraint("seq >= 1", name="seq_positive"),
     )
+
+
+# --- Reserve adequacy -------------------------------------------------------------------------
+
+
+class ReserveRuleVersion(Base):
+    """One version of the rule that sizes the required liability reserve (never edited)."""
+
+    __tablename__ = "reserve_rule_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    effective_from: Mapped[dt.date] = mapped_column(Date)
+    #: Canonical JSON of the parameters (rates as exact decimal strings).
+    parameters: Mapped[str] = mapped_column(Text)
+    illustrative: Mapped[bool] = mapped_column(Boolean, default=True)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
+
+
+class TradingVolume(Base):
+    """The exchange's JPY trading volume of one market in one month."""
+
+    __tablename__ = "trading_volumes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    month: Mapped[dt.date] = mapped_column(Date)  # the first day of the month
+    market: Mapped[str] = mapped_column(String(40))
+    volume_jpy: Mapped[int] = mapped_column(BigInteger)
+    recorded_by_label: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("month", "market"),
+        CheckConstraint("volume_jpy >= 0", name="volume_non_negative"),
+    )
+
+
+class WalletSnapshot(Base):
+    """The JPY value of customer assets held in cold or hot wallets on a date."""
+
+    __tablename__ = "wallet_snapshots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    wallet: Mapped[str] = mapped_column(String(10))
+    value_jpy: Mapped[int] = mapped_column(BigInteger)
+    recorded_by_label: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("as_of", "wallet"),
+        CheckConstraint("wallet IN ('cold', 'hot')", name="wallet_known"),
+        CheckConstraint("value_jpy >= 0", name="value_non_negative"),
+    )
+
+
+class ExternalIncident(Base):
+    """A past incident the product did not handle (before it, or elsewhere in the group)."""
+
+    __tablename__ = "external_incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    loss_jpy: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(String(500))
+    recorded_by_label: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("loss_jpy >= 0", name="loss_non_negative"),)
+
+
+class StressTest(Base):
+    """A stored stress test: a hypothetical incident run through the allocation engine."""
+
+    __tablename__ = "stress_tests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(40))
+    wallet: Mapped[str] = mapped_column(String(10))
+    share_lost: Mapped[Decimal] = mapped_column(ExactDecimal)
+    loss_jpy: Mapped[int] = mapped_column(BigInteger)
+    customers: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    funded_jpy: Mapped[int] = mapped_column(BigInteger)
+    shortfall_jpy: Mapped[int] = mapped_column(BigInteger)
+    #: Canonical JSON: the inputs used (reserve, layers, tranches) and the results in detail.
+    details: Mapped[str] = mapped_column(Text)
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("wallet IN ('cold', 'hot')", name="wallet_known"),
+        CheckConstraint("funded_jpy >= 0 AND shortfall_jpy >= 0", name="amounts_non_negative"),
+        CheckConstraint("funded_jpy + shortfall_jpy = loss_jpy", name="totals_reconcile"),
+    )

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from payouts.db.models import Incident, ReferencePrice, User
 from payouts.domain.roles import SYSTEM_ACTOR, Role
 from payouts.domain.sample_losses import customer_ref, loss_file_bytes
-from payouts.services import funding, incidents, loss_import, users
+from payouts.services import adequacy, funding, incidents, loss_import, users
 
 DEMO_INCIDENT = "DEMO-2026-01"
 DEMO_CUSTOMERS = 3000
@@ -71,7 +71,46 @@ def load_demo(session: Session, n_customers: int = DEMO_CUSTOMERS) -> list[Login
     if not report.ok:
         raise RuntimeError(f"demo loss file rejected: {report.problems[:3]}")
     _ensure_funding(session, incident.id)
+    _ensure_adequacy(session)
     return [_ensure_login(session, *spec) for spec in DEMO_LOGINS]
+
+
+#: Illustrative rule parameters (docs/reserve-rule.md explains each choice).
+DEMO_RULE = {
+    "volume_rates": [{"market": "spot", "rate": "0.0002"}, {"market": "margin", "rate": "0.0004"},
+                     {"market": "*", "rate": "0.0002"}],
+    "cold_wallet_rate": "0.005", "hot_wallet_rate": "0.05", "incident_multiple": "0.5",
+    "incident_lookback_years": 3, "floor_jpy": 2_000_000_000, "cap_jpy": 40_000_000_000,
+    "insurance_credit_ratio": "0.8", "insurance_max_share": "0.5", "qualifying_policies": None,
+}
+
+
+def _ensure_adequacy(session: Session) -> None:
+    """A mid-sized exchange: a year of volumes, wallet holdings, one past incident, a rule."""
+    actor = SYSTEM_ACTOR
+    if not adequacy.rule_versions(session, actor):
+        adequacy.set_rule(session, actor, effective_from=dt.date(2025, 4, 1), params=DEMO_RULE, illustrative=True,
+                          rationale="Illustrative until the FSA publishes its formula: scaled so that a "
+                                    "mid-sized exchange lands between the ¥2bn floor and ¥40bn cap reported "
+                                    "for large securities firms.")
+    if not adequacy.volumes(session, actor):
+        today = dt.date.today().replace(day=1)
+        for back in range(14):
+            index = today.year * 12 + today.month - 1 - back
+            month = dt.date(index // 12, index % 12 + 1, 1)
+            wobble = 90 + (back * 7) % 25  # between 90% and 114% of the usual month
+            adequacy.record_volume(session, actor, month=month, market="spot",
+                                   volume_jpy=300_000_000_000 * wobble // 100)
+            adequacy.record_volume(session, actor, month=month, market="margin",
+                                   volume_jpy=600_000_000_000 * wobble // 100)
+    if not adequacy.snapshots(session, actor):
+        as_of = dt.date.today() - dt.timedelta(days=1)
+        adequacy.record_snapshot(session, actor, as_of=as_of, wallet="cold", value_jpy=180_000_000_000)
+        adequacy.record_snapshot(session, actor, as_of=as_of, wallet="hot", value_jpy=12_000_000_000)
+    if not adequacy.external_incidents(session, actor):
+        adequacy.record_external_incident(session, actor, occurred_on=dt.date.today() - dt.timedelta(days=700),
+                                          loss_jpy=1_200_000_000,
+                                          description="Operational failure in a deposit wallet (demo history)")
 
 
 def _ensure_funding(session: Session, incident_id: int) -> None:

@@ -12,7 +12,7 @@ from payouts.domain.roles import Role
 from payouts.web.access import ACCESS_ATTR
 from tests.web.conftest import csrf_token
 
-SAMPLE_ARGS = {"ref": "INC-1", "import_id": 1, "code": "en", "filename": "app.css", "run_id": 1,
+SAMPLE_ARGS = {"ref": "INC-1", "import_id": 1, "code": "en", "filename": "app.css", "run_id": 1, "test_id": 1,
                "customer_ref": "C1"}
 OPEN_ENDPOINTS = {"static"}
 

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
+    BooleanField,
     DateField,
     DateTimeLocalField,
     HiddenField,
@@ -101,3 +102,66 @@ class CommitForm(FlaskForm):
 class RecoveryForm(FlaskForm):
     amount_jpy = IntegerField(_l("Amount (yen)"), validators=[DataRequired(), NumberRange(min=1, max=MAX_YEN)])
     source = StringField(_l("Where the money came from"), validators=[DataRequired(), Length(max=300)])
+
+
+class RuleForm(FlaskForm):
+    effective_from = DateField(_l("Effective from"), validators=[DataRequired()])
+    volume_rates = TextAreaField(
+        _l("Rates on trailing 12-month trading volume"), default="spot=0.0002\nmargin=0.0004\n*=0.0002",
+        validators=[DataRequired(), Length(max=2000)])
+    cold_wallet_rate = StringField(_l("Rate on cold-wallet holdings"), default="0.005", validators=[DataRequired()])
+    hot_wallet_rate = StringField(_l("Rate on hot-wallet holdings"), default="0.05", validators=[DataRequired()])
+    incident_multiple = StringField(_l("Multiple of past incident losses"), default="0.5", validators=[DataRequired()])
+    incident_lookback_years = IntegerField(_l("Incident lookback (years)"), default=3,
+                                           validators=[InputRequired(), NumberRange(min=1, max=20)])
+    floor_jpy = IntegerField(_l("Floor (yen)"), default=2_000_000_000,
+                             validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
+    cap_jpy = IntegerField(_l("Cap (yen)"), default=40_000_000_000, validators=[Optional(), NumberRange(min=0, max=MAX_YEN)])
+    insurance_credit_ratio = StringField(_l("Share of a qualifying layer's cover that counts"), default="0.8",
+                                         validators=[DataRequired()])
+    insurance_max_share = StringField(_l("Most of the requirement insurance may replace"), default="0.5",
+                                      validators=[DataRequired()])
+    qualifying_policies = SelectMultipleField(_l("Qualifying policies (none selected: all)"), choices=[],
+                                              validators=[Optional()])
+    illustrative = BooleanField(_l("Illustrative (the regulator has not published the formula)"), default=True)
+    rationale = TextAreaField(_l("Rationale"), validators=[DataRequired(), Length(max=5000)])
+
+
+class VolumeForm(FlaskForm):
+    month = StringField(_l("Month (YYYY-MM)"), validators=[DataRequired(), Length(min=7, max=7)])
+    market = StringField(_l("Market"), validators=[DataRequired(), Length(max=40)])
+    volume_jpy = IntegerField(_l("Volume (yen)"), validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
+
+
+class SnapshotForm(FlaskForm):
+    as_of = DateField(_l("As of"), validators=[DataRequired()])
+    wallet = SelectField(_l("Wallet"), choices=[SelectChoice("cold", _l("Cold wallet")),
+                                                SelectChoice("hot", _l("Hot wallet"))])
+    value_jpy = IntegerField(_l("Value of customer assets (yen)"),
+                             validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
+
+
+class ExternalIncidentForm(FlaskForm):
+    occurred_on = DateField(_l("Occurred on"), validators=[DataRequired()])
+    loss_jpy = IntegerField(_l("Customer losses (yen)"), validators=[InputRequired(), NumberRange(min=0, max=MAX_YEN)])
+    description = StringField(_l("Description"), validators=[DataRequired(), Length(max=500)])
+
+
+class InputsUploadForm(FlaskForm):
+    kind = SelectField(_l("File contents"), choices=[
+        SelectChoice("volumes", _l("Monthly trading volumes: month,market,volume_jpy")),
+        SelectChoice("snapshots", _l("Wallet holdings: as_of,wallet,value_jpy"))])
+    file = FileField(_l("CSV file"), validators=[FileRequired(), FileAllowed(["csv", "txt"], _l("Upload a .csv file"))])
+
+
+class StressForm(FlaskForm):
+    preset = SelectField(_l("Scenario"), choices=[])
+    wallet = SelectField(_l("Wallet (custom scenario)"), choices=[SelectChoice("hot", _l("Hot wallet")),
+                                                                  SelectChoice("cold", _l("Cold wallet"))])
+    share_lost = StringField(_l("Share of that wallet lost (custom scenario)"), default="0.25",
+                             validators=[Optional(), Length(max=20)])
+    customers = IntegerField(_l("Affected customers"), default=50_000,
+                             validators=[InputRequired(), NumberRange(min=1, max=2_000_000)])
+    tranches_jpy = StringField(_l("Priority tranches (yen, comma-separated)"), default="200000,1000000",
+                               validators=[Length(max=500)])
+    label = StringField(_l("Label"), validators=[Length(max=200)])
