@@ -78,3 +78,9 @@ def test_upload_refuses_other_file_types(client_for):  # type: ignore[no-untyped
     client = client_for(Role.STAFF)
     response = _upload(client, b"MZ\x90\x00", "tool.exe")
     assert response.status_code == 422
+
+
+def test_form_fields_carry_only_meaningful_aria_attributes(client_for):  # type: ignore[no-untyped-def]
+    page = client_for(Role.STAFF).get("/staff/incidents/new").text
+    assert '="None"' not in page
+    assert 'aria-describedby="ref-hint"' in page
