@@ -29,6 +29,7 @@ from math import isqrt
 from operator import add, floordiv, mul
 from typing import Any
 
+from payouts.domain.i18n import N_
 from payouts.domain.errors import ValidationError
 from payouts.domain.largest_remainder import apportion
 from payouts.domain.money import canonical_decimal, check_yen
@@ -419,22 +420,22 @@ class StressPreset:
 STRESS_PRESETS: tuple[StressPreset, ...] = (
     StressPreset(
         key="coincheck-2018",
-        label="Coincheck 2018 (NEM hot wallet)",
-        description=(
+        label=N_("Coincheck 2018 (NEM hot wallet)"),
+        description=N_(
             "Public reporting: in January 2018 about 523 million XEM (about ¥58bn at the time) "
             "were stolen from Coincheck's hot wallet, affecting about 260,000 customers. "
-            "Replayed here as losing the whole hot wallet of one major asset, taken as 20% of "
-            "hot-wallet holdings; the 20% is an illustrative assumption, not a reported figure."
+            "Replayed here as losing the whole hot wallet of one major asset, taken as 20 percent of "
+            "hot-wallet holdings; the 20 percent is an illustrative assumption, not a reported figure."
         ),
         wallet="hot",
         share_lost=Decimal("0.20"),
     ),
     StressPreset(
         key="dmm-2024",
-        label="DMM Bitcoin 2024 (BTC hot wallet)",
-        description=(
+        label=N_("DMM Bitcoin 2024 (BTC hot wallet)"),
+        description=N_(
             "Public reporting: in May 2024, 4,502.9 BTC (about ¥48bn) were taken from DMM "
-            "Bitcoin's hot wallet. Replayed here as losing 50% of hot-wallet holdings; the 50% "
+            "Bitcoin's hot wallet. Replayed here as losing 50 percent of hot-wallet holdings; the 50 percent "
             "is an illustrative assumption, not a reported figure."
         ),
         wallet="hot",
@@ -442,10 +443,10 @@ STRESS_PRESETS: tuple[StressPreset, ...] = (
     ),
     StressPreset(
         key="cold-wallet-breach",
-        label="Cold wallet breach",
-        description=(
-            "Hypothetical: 10% of cold-wallet holdings lost (for example through compromised "
-            "signing keys). Not based on a specific incident; the 10% is an illustrative "
+        label=N_("Cold wallet breach"),
+        description=N_(
+            "Hypothetical: 10 percent of cold-wallet holdings lost (for example through compromised "
+            "signing keys). Not based on a specific incident; the 10 percent is an illustrative "
             "assumption."
         ),
         wallet="cold",
@@ -453,9 +454,9 @@ STRESS_PRESETS: tuple[StressPreset, ...] = (
     ),
     StressPreset(
         key="hot-wallet-total",
-        label="Whole hot wallet",
-        description=(
-            "Hypothetical worst case for the hot wallet: everything in it is lost (100% of "
+        label=N_("Whole hot wallet"),
+        description=N_(
+            "Hypothetical worst case for the hot wallet: everything in it is lost (100 percent of "
             "hot-wallet holdings). An illustrative assumption, not based on a specific incident."
         ),
         wallet="hot",

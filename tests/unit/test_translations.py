@@ -39,7 +39,7 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     done = subprocess.run(
         [
             *_pybabel(), "--quiet", "extract",
-            "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext",
+            "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-k", "N_",
             "--no-location", "--sort-output", "--omit-header",
             "-o", str(pot), ".",
         ],

@@ -195,7 +195,7 @@ def adequacy_upload():  # type: ignore[no-untyped-def]
 def _stress_form() -> StressForm:
     form = StressForm()
     form.preset.choices = [SelectChoice("", _("Custom: the wallet and share below"))] + [
-        SelectChoice(p.key, p.label) for p in rules.STRESS_PRESETS]
+        SelectChoice(p.key, _(p.label)) for p in rules.STRESS_PRESETS]
     return form
 
 
