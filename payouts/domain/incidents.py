@@ -36,7 +36,6 @@ class IncidentStatus(str, Enum):
 
 
 _REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
-_ASSET_RE = re.compile(r"[A-Z0-9]{1,16}")
 
 
 def check_incident_ref(ref: str) -> str:
@@ -54,9 +53,3 @@ def check_incident_type(value: str) -> IncidentType:
     except ValueError:
         allowed = ", ".join(t.value for t in IncidentType)
         raise ValidationError("incident_type", f"must be one of {allowed}; got {value!r}") from None
-
-
-def check_asset_code(code: str, field: str = "asset") -> str:
-    if not isinstance(code, str) or not _ASSET_RE.fullmatch(code):
-        raise ValidationError(field, f"must be 1-16 upper-case letters or digits, got {code!r}")
-    return code

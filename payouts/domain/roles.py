@@ -22,8 +22,6 @@ class Role(str, Enum):
 STAFF_WRITERS = frozenset({Role.STAFF, Role.APPROVER, Role.ADMIN})
 #: Who may read the back office (regulators read, never write).
 BACK_OFFICE_READERS = STAFF_WRITERS | {Role.REGULATOR}
-#: Who may give approvals that count towards four eyes.
-APPROVERS = frozenset({Role.APPROVER, Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -34,9 +32,6 @@ class Actor:
     role: Role
     user_id: int | None = None
     request_id: str | None = None
-
-    def can_write_back_office(self) -> bool:
-        return self.role in STAFF_WRITERS
 
 
 SYSTEM_ACTOR = Actor(label="system", role=Role.ADMIN)
