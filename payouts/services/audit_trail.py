@@ -6,8 +6,10 @@ published outside the database; docs/audit-chain.md says what verification does 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -22,10 +24,11 @@ from payouts.audit.verify import (
     recorded_checkpoints,
     verify_chain,
 )
-from payouts.db.models import AuditCheckpoint
+from payouts.db.models import AuditCheckpoint, AuditEvent
 from payouts.db.session import transaction
 from payouts.domain.errors import ValidationError
-from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
+from payouts.domain.incidents import JST
+from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor, Role
 from payouts.services.access import require_role
 
 MAX_NOTE = 500
@@ -125,3 +128,49 @@ def _export(session: Session, checkpoints: list[AuditCheckpoint]) -> Iterator[di
             "created_by_label": c.created_by_label,
             "note": c.note,
         }
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What the audit log page narrows to; empty fields do not filter."""
+
+    actor: str = ""
+    action: str = ""
+    subject_type: str = ""
+    subject_id: str = ""
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+def search_events(session: Session, actor: Actor, where: EventFilter, before_seq: int | None = None,
+                  limit: int = 50) -> tuple[list[AuditEvent], int | None]:
+    """Events matching ``where``, newest first, ``limit`` at a time; and the seq to continue
+    before (a cursor, so a page stays right while new events are appended)."""
+    require_role(actor, BACK_OFFICE_READERS, "read the audit trail")
+    query = select(AuditEvent).order_by(AuditEvent.seq.desc())
+    if where.actor:
+        query = query.where(AuditEvent.actor.contains(where.actor, autoescape=True))
+    if where.action:
+        query = query.where(AuditEvent.action.startswith(where.action, autoescape=True))
+    if where.subject_type:
+        query = query.where(AuditEvent.subject_type == where.subject_type)
+    if where.subject_id:
+        query = query.where(AuditEvent.subject_id == where.subject_id)
+    if where.since:
+        query = query.where(AuditEvent.occurred_at >= dt.datetime.combine(where.since, dt.time(), JST))
+    if where.until:
+        query = query.where(AuditEvent.occurred_at < dt.datetime.combine(where.until + dt.timedelta(days=1),
+                                                                          dt.time(), JST))
+    if before_seq is not None:
+        query = query.where(AuditEvent.seq < before_seq)
+    rows = list(session.scalars(query.limit(limit + 1)))
+    following = rows[limit - 1].seq if len(rows) > limit else None
+    return rows[:limit], following
+
+
+def record_view(session: Session, actor: Actor, what: str) -> None:
+    """Record that a regulator looked at or exported something (who looked at what, when)."""
+    if actor.role is not Role.REGULATOR:
+        return
+    with transaction(session):
+        record_event(session, actor, "regulator.viewed", "page", what[:80], f"{actor.label} viewed {what[:300]}")

@@ -18,6 +18,7 @@ from payouts.db.session import make_engine, make_session_factory
 from payouts.domain.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from payouts.domain.money import format_decimal_yen, format_yen
 from payouts.domain.roles import Role
+from payouts.services import audit_trail
 from payouts.web import context
 from payouts.web.access import public
 from payouts.web.extensions import babel, csrf, limiter, login_manager
@@ -94,7 +95,19 @@ def create_app(config: Config | None = None) -> Flask:
     _register_core_routes(app)
     _register_error_pages(app)
     _register_security_headers(app)
+    _register_regulator_view_log(app)
     return app
+
+
+def _register_regulator_view_log(app: Flask) -> None:
+    """Everything a regulator looks at or exports is itself recorded in the audit trail."""
+
+    @app.after_request
+    def log_view(response):  # type: ignore[no-untyped-def]
+        if (request.method == "GET" and response.status_code == 200 and current_user.is_authenticated
+                and current_user.role == Role.REGULATOR.value and request.endpoint not in (None, "static")):
+            audit_trail.record_view(context.db(), context.actor(), request.full_path.rstrip("?"))
+        return response
 
 
 def _select_locale() -> str:
