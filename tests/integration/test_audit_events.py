@@ -66,3 +66,38 @@ def test_a_refused_service_action_leaves_no_event(session):  # type: ignore[no-u
     with pytest.raises(ValidationError):
         incidents.set_reference_price(session, STAFF, incident_ref="I1", asset_code="NOPE", price="1", source="s")
     assert [e.action for e in session.scalars(select(AuditEvent))] == ["incident.recorded"]
+
+
+@pytest.mark.postgres
+def test_concurrent_writers_still_make_one_gap_free_chain(pg_engine):  # type: ignore[no-untyped-def]
+    """Eight writers appending at once: every event lands, seq has no gap, every link holds."""
+    import threading
+
+    from payouts.audit.verify import verify_chain
+    from payouts.db.session import make_session_factory, transaction
+
+    factory = make_session_factory(pg_engine)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            with factory() as session:
+                barrier.wait()
+                for i in range(25):
+                    with transaction(session):
+                        record_event(session, SYSTEM_ACTOR, "test.written", "writer", n, f"{n}/{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with factory() as session:
+        seqs = session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
+        assert seqs == list(range(1, 201))
+        result = verify_chain(session)
+        assert result.ok, result.summary()
