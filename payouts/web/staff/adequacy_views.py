@@ -23,7 +23,7 @@ from payouts.web.staff.forms import (
     StressForm,
     VolumeForm,
 )
-from payouts.web.staff.views import attach_error, bp
+from payouts.web.staff.views import bp, submit
 
 
 def _as_of() -> dt.date | None:
@@ -79,17 +79,12 @@ def _render_rules(form: RuleForm, status: int = 200):  # type: ignore[no-untyped
 @roles_required(STAFF_WRITERS)
 def adequacy_rule_create():  # type: ignore[no-untyped-def]
     form = _rule_form()
-    if form.validate_on_submit():
-        try:
-            params = _rule_params(form)
-            adequacy.set_rule(db(), actor(), effective_from=form.effective_from.data, params=params,
-                              rationale=form.rationale.data, illustrative=form.illustrative.data)
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("New version of the reserve rule recorded."), "success")
-            return redirect(url_for("staff.adequacy_rules"))
-    return _render_rules(form, 422)
+    return submit(
+        form,
+        lambda: adequacy.set_rule(db(), actor(), effective_from=form.effective_from.data, params=_rule_params(form),
+                                  rationale=form.rationale.data, illustrative=form.illustrative.data),
+        _("New version of the reserve rule recorded."), url_for("staff.adequacy_rules"),
+        lambda f: _render_rules(f, 422))
 
 
 def _rule_params(form: RuleForm) -> dict[str, object]:
@@ -135,18 +130,6 @@ def adequacy_inputs():  # type: ignore[no-untyped-def]
     return _render_inputs()
 
 
-def _save(form, action, done: str, rerender):  # type: ignore[no-untyped-def]
-    if form.validate_on_submit():
-        try:
-            action()
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(done, "success")
-            return redirect(url_for("staff.adequacy_inputs"))
-    return rerender(form)
-
-
 @bp.post("/adequacy/inputs/volumes")
 @roles_required(STAFF_WRITERS)
 def adequacy_volume():  # type: ignore[no-untyped-def]
@@ -159,25 +142,27 @@ def adequacy_volume():  # type: ignore[no-untyped-def]
             raise ValidationError("month", "must be a month such as 2026-10") from None
         adequacy.record_volume(db(), actor(), month=month, market=form.market.data, volume_jpy=form.volume_jpy.data)
 
-    return _save(form, save, _("Trading volume recorded."), lambda f: _render_inputs(volume=f, status=422))
+    return submit(form, save, _("Trading volume recorded."), url_for("staff.adequacy_inputs"),
+                  lambda f: _render_inputs(volume=f, status=422))
 
 
 @bp.post("/adequacy/inputs/snapshots")
 @roles_required(STAFF_WRITERS)
 def adequacy_snapshot():  # type: ignore[no-untyped-def]
     form = SnapshotForm()
-    return _save(form, lambda: adequacy.record_snapshot(db(), actor(), as_of=form.as_of.data, wallet=form.wallet.data,
+    return submit(form, lambda: adequacy.record_snapshot(db(), actor(), as_of=form.as_of.data, wallet=form.wallet.data,
                                                          value_jpy=form.value_jpy.data),
-                 _("Wallet holdings recorded."), lambda f: _render_inputs(snapshot=f, status=422))
+                  _("Wallet holdings recorded."), url_for("staff.adequacy_inputs"),
+                  lambda f: _render_inputs(snapshot=f, status=422))
 
 
 @bp.post("/adequacy/inputs/incidents")
 @roles_required(STAFF_WRITERS)
 def adequacy_external_incident():  # type: ignore[no-untyped-def]
     form = ExternalIncidentForm()
-    return _save(form, lambda: adequacy.record_external_incident(
+    return submit(form, lambda: adequacy.record_external_incident(
         db(), actor(), occurred_on=form.occurred_on.data, loss_jpy=form.loss_jpy.data,
-        description=form.description.data), _("Past incident recorded."),
+        description=form.description.data), _("Past incident recorded."), url_for("staff.adequacy_inputs"),
         lambda f: _render_inputs(incident=f, status=422))
 
 
@@ -185,8 +170,8 @@ def adequacy_external_incident():  # type: ignore[no-untyped-def]
 @roles_required(STAFF_WRITERS)
 def adequacy_upload():  # type: ignore[no-untyped-def]
     form = InputsUploadForm()
-    return _save(form, lambda: adequacy.import_inputs(db(), actor(), form.kind.data, form.file.data.stream),
-                 _("File imported."), lambda f: _render_inputs(upload=f, status=422))
+    return submit(form, lambda: adequacy.import_inputs(db(), actor(), form.kind.data, form.file.data.stream),
+                  _("File imported."), url_for("staff.adequacy_inputs"), lambda f: _render_inputs(upload=f, status=422))
 
 
 # --- stress tests ----------------------------------------------------------------------------
@@ -214,18 +199,15 @@ def _render_stress(form: StressForm, status: int = 200):  # type: ignore[no-unty
 @roles_required(STAFF_WRITERS)
 def adequacy_stress_run():  # type: ignore[no-untyped-def]
     form = _stress_form()
-    if form.validate_on_submit():
-        try:
-            row = adequacy.run_stress_test(
-                db(), actor(), preset=form.preset.data or None, wallet=form.wallet.data,
-                share_lost=form.share_lost.data, customers=form.customers.data,
-                tranches_jpy=form.tranches_jpy.data or "", label=form.label.data or "")
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Stress test #%(id)s stored.", id=row.id), "success")
-            return redirect(url_for("staff.adequacy_stress_detail", test_id=row.id))
-    return _render_stress(form, 422)
+    return submit(
+        form,
+        lambda: adequacy.run_stress_test(
+            db(), actor(), preset=form.preset.data or None, wallet=form.wallet.data,
+            share_lost=form.share_lost.data, customers=form.customers.data,
+            tranches_jpy=form.tranches_jpy.data or "", label=form.label.data or ""),
+        lambda row: _("Stress test #%(id)s stored.", id=row.id),
+        lambda row: url_for("staff.adequacy_stress_detail", test_id=row.id),
+        lambda f: _render_stress(f, 422))
 
 
 @bp.get("/adequacy/stress/<int:test_id>")

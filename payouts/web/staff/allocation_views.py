@@ -10,7 +10,7 @@ from payouts.services import allocation, funding, incidents
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.forms import CommitForm, RecoveryForm, TermsForm
-from payouts.web.staff.views import attach_error, bp
+from payouts.web.staff.views import attach_error, bp, submit
 
 PAGE_SIZE = 50
 
@@ -61,16 +61,12 @@ def _render_allocation(ref: str, terms_form=None, recovery_form=None, status=200
 def terms_set(ref: str):  # type: ignore[no-untyped-def]
     incident = incidents.get_incident(db(), actor(), ref)
     form = _terms_form(incident.id)
-    if form.validate_on_submit():
-        try:
-            funding.set_terms(db(), actor(), incident_ref=ref, deductible_jpy=form.deductible_jpy.data,
-                              cap_jpy=form.cap_jpy.data, tranches_jpy=form.tranches_jpy.data or "")
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Compensation terms saved."), "success")
-            return redirect(url_for("staff.allocation_page", ref=ref))
-    return _render_allocation(ref, terms_form=form, status=422)
+    return submit(
+        form,
+        lambda: funding.set_terms(db(), actor(), incident_ref=ref, deductible_jpy=form.deductible_jpy.data,
+                                  cap_jpy=form.cap_jpy.data, tranches_jpy=form.tranches_jpy.data or ""),
+        _("Compensation terms saved."), url_for("staff.allocation_page", ref=ref),
+        lambda f: _render_allocation(ref, terms_form=f, status=422))
 
 
 @bp.post("/incidents/<ref>/allocation/commit")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import render_template, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
-from payouts.domain.errors import ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
 from payouts.services import funding
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.forms import LayerForm, PolicyForm, ReserveMovementForm
-from payouts.web.staff.views import attach_error, bp
+from payouts.web.staff.views import bp, submit
 
 
 def _render(movement=None, policy=None, layer=None, status=200):  # type: ignore[no-untyped-def]
@@ -38,40 +37,27 @@ def funding_page():  # type: ignore[no-untyped-def]
     return _render()
 
 
-def _submit(form, action, done: str, anchor: str, rerender):  # type: ignore[no-untyped-def]
-    """Validate ``form``, run ``action``; on success flash ``done`` and go back to the page."""
-    if form.validate_on_submit():
-        try:
-            action()
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(done, "success")
-            return redirect(url_for("staff.funding_page") + anchor)
-    return rerender(form)
-
-
 @bp.post("/funding/reserve")
 @roles_required(STAFF_WRITERS)
 def reserve_move():  # type: ignore[no-untyped-def]
     form = ReserveMovementForm()
-    return _submit(
+    return submit(
         form,
         lambda: funding.record_reserve_movement(
             db(), actor(), kind=form.kind.data, amount_jpy=form.amount_jpy.data, memo=form.memo.data),
-        _("Reserve movement recorded."), "#reserve", lambda f: _render(movement=f, status=422))
+        _("Reserve movement recorded."), url_for("staff.funding_page") + "#reserve", lambda f: _render(movement=f, status=422))
 
 
 @bp.post("/funding/policies")
 @roles_required(STAFF_WRITERS)
 def policy_create():  # type: ignore[no-untyped-def]
     form = PolicyForm()
-    return _submit(
+    return submit(
         form,
         lambda: funding.create_policy(
             db(), actor(), policy_number=form.policy_number.data, insurer=form.insurer.data,
             period_start=form.period_start.data, period_end=form.period_end.data),
-        _("Policy recorded."), "#tower", lambda f: _render(policy=f, status=422))
+        _("Policy recorded."), url_for("staff.funding_page") + "#tower", lambda f: _render(policy=f, status=422))
 
 
 @bp.post("/funding/layers")
@@ -80,11 +66,11 @@ def layer_create():  # type: ignore[no-untyped-def]
     form = LayerForm()
     form.policy_number.choices = [SelectChoice(p.policy_number, p.policy_number)
                                   for p in funding.policies(db(), actor())]
-    return _submit(
+    return submit(
         form,
         lambda: funding.add_layer(
             db(), actor(), policy_number=form.policy_number.data, code=form.code.data,
             attachment_jpy=form.attachment_jpy.data, limit_jpy=form.limit_jpy.data,
             share=form.share.data.strip(), aggregate_limit_jpy=form.aggregate_limit_jpy.data,
             excluded_incident_types=form.excluded_incident_types.data or []),
-        _("Layer recorded."), "#tower", lambda f: _render(layer=f, status=422))
+        _("Layer recorded."), url_for("staff.funding_page") + "#tower", lambda f: _render(layer=f, status=422))

@@ -49,24 +49,16 @@ def incidents_list():  # type: ignore[no-untyped-def]
 @roles_required(STAFF_WRITERS)
 def incident_new():  # type: ignore[no-untyped-def]
     form = IncidentForm()
-    if form.validate_on_submit():
-        try:
-            incident = incidents.record_incident(
-                db(),
-                actor(),
-                ref=form.ref.data.strip(),
-                title=form.title.data,
-                incident_type=form.incident_type.data,
-                occurred_at=form.occurred_at.data.replace(tzinfo=JST),
-                discovered_at=form.discovered_at.data.replace(tzinfo=JST),
-                description=form.description.data or "",
-            )
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Incident %(ref)s recorded.", ref=incident.ref), "success")
-            return redirect(url_for("staff.incident_detail", ref=incident.ref))
-    return render_template("staff/incident_new.html", form=form), 200 if not form.errors else 422
+    return submit(
+        form,
+        lambda: incidents.record_incident(
+            db(), actor(), ref=form.ref.data.strip(), title=form.title.data,
+            incident_type=form.incident_type.data, occurred_at=form.occurred_at.data.replace(tzinfo=JST),
+            discovered_at=form.discovered_at.data.replace(tzinfo=JST), description=form.description.data or ""),
+        lambda incident: _("Incident %(ref)s recorded.", ref=incident.ref),
+        lambda incident: url_for("staff.incident_detail", ref=incident.ref),
+        lambda f: (render_template("staff/incident_new.html", form=f), 422 if f.is_submitted() else 200))
+
 
 
 @bp.get("/incidents/<ref>")
@@ -103,18 +95,13 @@ def _render_detail(
 def price_set(ref: str):  # type: ignore[no-untyped-def]
     form = PriceForm()
     form.asset.choices = [SelectChoice(a.code, a.code) for a in incidents.list_assets(db())]
-    if form.validate_on_submit():
-        try:
-            incidents.set_reference_price(
-                db(), actor(), incident_ref=ref, asset_code=form.asset.data,
-                price=form.price.data.strip(), source=form.source.data,
-            )
-        except ValidationError as exc:
-            attach_error(form, exc)
-        else:
-            flash(_("Reference price of %(asset)s saved.", asset=form.asset.data), "success")
-            return redirect(url_for("staff.incident_detail", ref=ref) + "#prices")
-    return _render_detail(ref, price_form=form, status=422)
+    return submit(
+        form,
+        lambda: incidents.set_reference_price(db(), actor(), incident_ref=ref, asset_code=form.asset.data,
+                                              price=form.price.data.strip(), source=form.source.data),
+        _("Reference price of %(asset)s saved.", asset=form.asset.data),
+        url_for("staff.incident_detail", ref=ref) + "#prices",
+        lambda f: _render_detail(ref, price_form=f, status=422))
 
 
 @bp.post("/incidents/<ref>/imports")
@@ -150,6 +137,22 @@ def import_detail(ref: str, import_id: int):  # type: ignore[no-untyped-def]
     incident = incidents.get_incident(session, who, ref)
     record = incidents.get_import(session, who, incident, import_id)
     return render_template("staff/import_detail.html", incident=incident, record=record)
+
+
+def submit(form, action, done, target, rerender):  # type: ignore[no-untyped-def]
+    """The shape of every back-office form post: validate, run the service ``action``; on
+    success flash ``done`` and go to ``target`` (either may be a function of what the action
+    returned); otherwise show the form again with the service's complaint next to the field it
+    names (``rerender(form)``)."""
+    if form.validate_on_submit():
+        try:
+            result = action()
+        except ValidationError as exc:
+            attach_error(form, exc)
+        else:
+            flash(done(result) if callable(done) else done, "success")
+            return redirect(target(result) if callable(target) else target)
+    return rerender(form)
 
 
 def attach_error(form, exc: ValidationError) -> None:  # type: ignore[no-untyped-def]
