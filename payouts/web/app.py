@@ -22,6 +22,7 @@ from payouts.services import audit_trail
 from payouts.web import context
 from payouts.web.access import public
 from payouts.web.extensions import babel, csrf, limiter, login_manager
+from payouts.web.uploads import SpoolingRequest
 
 LANGUAGES = ("ja", "en")
 ROLE_LABELS = {
@@ -67,6 +68,7 @@ def create_app(config: Config | None = None) -> Flask:
         # Behind a reverse proxy the client's address is in X-Forwarded-For; without this every
         # user would share the proxy's login rate-limit bucket.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)  # type: ignore[method-assign]
+    app.request_class = SpoolingRequest
     engine = make_engine(config.database_url)
     app.extensions["payouts"] = AppState(config, engine, make_session_factory(engine))
 

@@ -84,3 +84,22 @@ def test_form_fields_carry_only_meaningful_aria_attributes(client_for):  # type:
     page = client_for(Role.STAFF).get("/staff/incidents/new").text
     assert '="None"' not in page
     assert 'aria-describedby="ref-hint"' in page
+
+
+def test_large_uploads_are_spooled_in_the_private_upload_directory(client_for, app, monkeypatch):  # type: ignore[no-untyped-def]
+    import tempfile
+
+    from payouts.web import uploads
+
+    used_dirs = []
+    real = tempfile.TemporaryFile
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        used_dirs.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uploads.tempfile, "TemporaryFile", recording)
+    rows = "".join(f"B{i:07d},JPY,{i}\n" for i in range(40_000))  # ~600 KB: beyond in-memory size
+    response = _upload(client_for(Role.STAFF), ("customer_ref,asset,amount\n" + rows).encode())
+    assert response.status_code == 302
+    assert used_dirs == [app.extensions["payouts"].config.upload_dir]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 from flask_login import current_user
@@ -113,14 +111,9 @@ def import_upload(ref: str):  # type: ignore[no-untyped-def]
     incident = incidents.get_incident(db(), actor(), ref)
     upload = form.file.data
     name = secure_filename(upload.filename or "") or "upload.csv"
-    folder = current_app.extensions["payouts"].config.upload_dir
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    # Kept outside any web root, readable by this process only, deleted when done.
-    with tempfile.NamedTemporaryFile(dir=folder, prefix="losses-", suffix=".csv") as spool:
-        upload.save(spool)
-        spool.flush()
-        spool.seek(0)
-        report = loss_import.import_losses(db(), actor(), incident.ref, spool, name)
+    # The upload is already spooled in the private upload directory (payouts.web.uploads);
+    # the import reads it there, and it is gone when the request ends.
+    report = loss_import.import_losses(db(), actor(), incident.ref, upload.stream, name)
     if report.status == "imported":
         flash(_("%(name)s imported: %(rows)s rows.", name=name, rows=report.rows), "success")
         return redirect(url_for("staff.import_detail", ref=ref, import_id=report.loss_import.id))
