@@ -172,3 +172,35 @@ def test_sample_file_of_many_customers(session, incident):  # type: ignore[no-un
     assert report.status == "imported"
     assert report.loss_import.customers_created == 2000
     assert report.loss_import.positions_created == report.rows
+
+
+@pytest.mark.postgres
+def test_concurrent_imports_bringing_the_same_new_customers_both_succeed(pg_engine):  # type: ignore[no-untyped-def]
+    import threading
+
+    from payouts.db.session import make_session_factory
+
+    factory = make_session_factory(pg_engine)
+    t = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    with factory() as session:
+        for ref in ("INC-A", "INC-B"):
+            incidents.record_incident(session, STAFF, ref=ref, title="t", incident_type="hack", occurred_at=t,
+                                      discovered_at=t)
+    data = loss_file_bytes(3000)
+    barrier = threading.Barrier(2)
+    reports = {}
+
+    def run_import(ref: str) -> None:
+        with factory() as session:
+            barrier.wait()
+            reports[ref] = import_losses(session, STAFF, ref, io.BytesIO(data), f"{ref}.csv")
+
+    threads = [threading.Thread(target=run_import, args=(ref,)) for ref in ("INC-A", "INC-B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {r.status for r in reports.values()} == {"imported"}
+    assert sum(r.loss_import.customers_created for r in reports.values()) == 3000
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 3000
