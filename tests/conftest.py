@@ -61,8 +61,11 @@ class Database:
             self.template_file = tmp / "template.db"
             engine = make_engine(f"sqlite:///{self.template_file}")
             upgrade(engine)
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            raw = engine.raw_connection()  # outside any transaction, or the checkpoint cannot run
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
             engine.dispose()
 
     def new_url(self) -> str:

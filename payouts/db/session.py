@@ -31,8 +31,11 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         # pysqlite's own transaction handling defers BEGIN; take control so that a
-        # transaction starts at the first statement and SAVEPOINT works.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # transaction starts at the first statement and SAVEPOINT works. IMMEDIATE: a
+        # transaction that reads and then writes (most actions) would otherwise fail at once
+        # with "database is locked" when another writer committed in between; the embedded
+        # default trades concurrency for that (production runs on PostgreSQL).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

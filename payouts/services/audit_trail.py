@@ -149,9 +149,9 @@ def search_events(session: Session, actor: Actor, where: EventFilter, before_seq
     require_role(actor, BACK_OFFICE_READERS, "read the audit trail")
     query = select(AuditEvent).order_by(AuditEvent.seq.desc())
     if where.actor:
-        query = query.where(AuditEvent.actor.contains(where.actor, autoescape=True))
+        query = query.where(AuditEvent.actor.icontains(where.actor, autoescape=True))
     if where.action:
-        query = query.where(AuditEvent.action.startswith(where.action, autoescape=True))
+        query = query.where(AuditEvent.action.istartswith(where.action, autoescape=True))
     if where.subject_type:
         query = query.where(AuditEvent.subject_type == where.subject_type)
     if where.subject_id:
@@ -172,5 +172,6 @@ def record_view(session: Session, actor: Actor, what: str) -> None:
     """Record that a regulator looked at or exported something (who looked at what, when)."""
     if actor.role is not Role.REGULATOR:
         return
+    session.rollback()  # end the page's read transaction: the record is a transaction of its own
     with transaction(session):
         record_event(session, actor, "regulator.viewed", "page", what[:80], f"{actor.label} viewed {what[:300]}")

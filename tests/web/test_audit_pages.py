@@ -78,3 +78,12 @@ def test_staff_views_are_not_logged_as_regulator_views(client_for, app):  # type
     session = app.extensions["payouts"].session_factory()
     assert session.scalar(select(AuditEvent).where(AuditEvent.action == "regulator.viewed")) is None
     session.close()
+
+
+def test_odd_query_strings_are_ignored_not_crashed(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    for query in ({"endpoint": "x"}, {"_method": "POST"}, {"_external": "1", "action": "price."},
+                  {"since": "0001-01-01"}, {"until": "9999-12-31"}, {"before": "100000000000000000000"}):
+        assert client.get("/staff/audit", query_string=query).status_code == 200, query
+    for as_of in ("0001-01-01", "9999-12-31", "not-a-date"):
+        assert client.get("/staff/adequacy", query_string={"as_of": as_of}).status_code == 200, as_of

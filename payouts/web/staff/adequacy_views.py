@@ -23,15 +23,12 @@ from payouts.web.staff.forms import (
     StressForm,
     VolumeForm,
 )
+from payouts.web.staff.audit_views import bounded_date
 from payouts.web.staff.views import bp, submit
 
 
 def _as_of() -> dt.date | None:
-    raw = request.args.get("as_of", "")
-    try:
-        return dt.date.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
+    return bounded_date(request.args.get("as_of"))
 
 
 @bp.get("/adequacy")

@@ -15,11 +15,20 @@ from payouts.web.context import actor, db
 from payouts.web.staff.views import bp
 
 
-def _date(name: str) -> dt.date | None:
+FILTERS = ("actor", "action", "subject_type", "subject_id", "since", "until")
+
+
+def bounded_date(raw: str | None) -> dt.date | None:
+    """A date from a query string, only within 2000-2100 (anything else is ignored)."""
     try:
-        return dt.date.fromisoformat(request.args.get(name, "")) if request.args.get(name) else None
+        value = dt.date.fromisoformat(raw) if raw else None
     except ValueError:
         return None
+    return value if value is None or dt.date(2000, 1, 1) <= value <= dt.date(2100, 12, 31) else None
+
+
+def _date(name: str) -> dt.date | None:
+    return bounded_date(request.args.get(name))
 
 
 @bp.get("/audit")
@@ -30,8 +39,11 @@ def audit_log():  # type: ignore[no-untyped-def]
         subject_type=request.args.get("subject_type", "").strip()[:40],
         subject_id=request.args.get("subject_id", "").strip()[:80], since=_date("since"), until=_date("until"))
     before = request.args.get("before", type=int)
+    if before is not None and not 1 <= before <= 2**62:
+        before = None
     events, following = audit_trail.search_events(db(), actor(), where, before_seq=before)
-    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    # Only the known filters go back into links: other keys could steer url_for itself.
+    args = {k: request.args[k] for k in FILTERS if request.args.get(k)}
     return render_template("staff/audit_log.html", events=events, where=where, following=following, args=args)
 
 
