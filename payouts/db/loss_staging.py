@@ -207,16 +207,18 @@ def whole_file_conflicts(session: Session, limit: int) -> list[Conflict]:
     # One pass over the rows for both contact fields ("" means not given, so it never clashes).
     clashes = session.execute(
         text(
-            f"SELECT max(line), customer_ref,"
-            f" count(DISTINCT NULLIF(name, '')) > 1, count(DISTINCT NULLIF(email, '')) > 1"
+            f"SELECT customer_ref,"
+            f" max(CASE WHEN name <> '' THEN line END), count(DISTINCT NULLIF(name, '')) > 1,"
+            f" max(CASE WHEN email <> '' THEN line END), count(DISTINCT NULLIF(email, '')) > 1"
             f" FROM {TABLE} GROUP BY customer_ref"
             f" HAVING count(DISTINCT NULLIF(name, '')) > 1 OR count(DISTINCT NULLIF(email, '')) > 1"
             f" ORDER BY max(line) LIMIT :limit"
         ),
         {"limit": limit},
     ).all()
-    for line, ref, names, emails in clashes:
-        for column, clash in (("name", names), ("email", emails)):
+    for ref, name_line, names, email_line, emails in clashes:
+        # Each clash is reported at the last row that gives the clashing field.
+        for column, line, clash in (("name", name_line, names), ("email", email_line, emails)):
             if clash:
                 found.append(Conflict(line, f"customer {ref} is given two different values for {column}"))
     return sorted(found, key=lambda c: c.line)[:limit]

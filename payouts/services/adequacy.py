@@ -203,7 +203,14 @@ def import_inputs(session: Session, actor: Actor, kind: str, stream: BinaryIO) -
         text_value = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationError("file", "is not UTF-8") from None
-    reader = csv.reader(io.StringIO(text_value))
+    reader = csv.reader(io.StringIO(text_value), strict=True)
+    try:
+        return _import_rows(session, actor, kind, reader)
+    except csv.Error as exc:
+        raise ValidationError("file", f"line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def _import_rows(session: Session, actor: Actor, kind: str, reader: Any) -> int:
     header = [h.strip().lower() for h in next(reader, [])]
     if header != list(_CSV_KINDS[kind]):
         raise ValidationError("file", f"line 1: the header must be {','.join(_CSV_KINDS[kind])}")
@@ -298,29 +305,34 @@ def adequacy(session: Session, actor: Actor, as_of: dt.date | None = None) -> Ad
                               .order_by(WalletSnapshot.as_of.desc()).limit(1))
         wallets[wallet], dates[wallet] = (snap.value_jpy, snap.as_of) if snap else (0, None)
     since = _years_back(as_of, rule.incident_lookback_years)
-    own = _own_incident_losses(session, since, as_of)
+    # Everything as it stood at the end of that day in Japan: a later commit must not
+    # rewrite a past month's verdict.
+    day_end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), JST)
+    own = _own_incident_losses(session, since, as_of, day_end)
     external = [(e.description, e.occurred_on, e.loss_jpy) for e in session.scalars(
         select(ExternalIncident).where(ExternalIncident.occurred_on > since, ExternalIncident.occurred_on <= as_of))]
     layers = tuple(
         rules.LayerCover(s.layer.code, s.layer.limit_jpy, s.layer.share, s.aggregate_remaining_jpy,
                          qualifying is None or s.layer.policy.policy_number in qualifying)
-        for s in funding.tower(session, actor, as_of))
+        for s in funding.tower(session, actor, as_of, as_at=day_end))
     inputs = rules.AdequacyInputs(
         volumes_12m={market: int(total) for market, total in volume_rows},
         cold_wallet_jpy=wallets["cold"], hot_wallet_jpy=wallets["hot"],
         incident_losses_jpy=sum(x[2] for x in own) + sum(x[2] for x in external),
-        layers=layers, reserve_balance_jpy=_reserve_available_on(session, as_of))
+        layers=layers, reserve_balance_jpy=_reserve_available_at(session, day_end))
     return Adequacy(as_of, version, inputs, rules.compute_requirement(rule, inputs), own, external, dates)
 
 
-def _own_incident_losses(session: Session, since: dt.date, as_of: dt.date) -> list[tuple[str, dt.date, int]]:
-    """Customer losses (their value at the reference prices) of our incidents with a committed
-    allocation, by the incident's date in Japan."""
+def _own_incident_losses(session: Session, since: dt.date, as_of: dt.date,
+                         as_at: dt.datetime) -> list[tuple[str, dt.date, int]]:
+    """Customer losses (their value at the reference prices) of our incidents whose allocation
+    was committed before ``as_at``, by the incident's date in Japan."""
     rows = session.execute(
         select(Incident.ref, Incident.occurred_at, func.sum(AllocationLine.approved_jpy))
         .join(AllocationRun, AllocationRun.incident_id == Incident.id)
         .join(AllocationLine, AllocationLine.run_id == AllocationRun.id)
-        .where(AllocationRun.sequence == 1).group_by(Incident.ref, Incident.occurred_at)).all()
+        .where(AllocationRun.sequence == 1, AllocationRun.created_at < as_at)
+        .group_by(Incident.ref, Incident.occurred_at)).all()
     found = []
     for ref, occurred, total in rows:
         day = business_date(occurred)
@@ -329,11 +341,10 @@ def _own_incident_losses(session: Session, since: dt.date, as_of: dt.date) -> li
     return found
 
 
-def _reserve_available_on(session: Session, as_of: dt.date) -> int:
-    """The ledger's available balance at the end of ``as_of`` (Japan time)."""
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), JST)
+def _reserve_available_at(session: Session, moment: dt.datetime) -> int:
+    """The ledger's available balance from the entries made before ``moment``."""
     totals = session.execute(select(ReserveEntry.kind, func.sum(ReserveEntry.amount_jpy))
-                             .where(ReserveEntry.created_at < end).group_by(ReserveEntry.kind)).all()
+                             .where(ReserveEntry.created_at < moment).group_by(ReserveEntry.kind)).all()
     return ReserveBalance.from_totals(totals).available
 
 
@@ -361,6 +372,13 @@ def history(session: Session, actor: Actor, months: int = 12, today: dt.date | N
     return points
 
 
+def _cell(value: object) -> object:
+    """Text that a spreadsheet would run as a formula is prefixed with an apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def report_csv(result: Adequacy) -> str:
     """The adequacy report as CSV: every component, then the totals."""
     out = io.StringIO()
@@ -372,9 +390,9 @@ def report_csv(result: Adequacy) -> str:
     for part, components in (("volume", req.volume_components), ("holdings", req.holdings_components),
                              ("incidents", (req.incident_component,))):
         for c in components:
-            writer.writerow([part, c.key, c.base_jpy, canonical_decimal(c.rate), c.amount_jpy])
+            writer.writerow([part, _cell(c.key), c.base_jpy, canonical_decimal(c.rate), c.amount_jpy])
     for layer_id, credit in req.layer_credits:
-        writer.writerow(["insurance_credit", layer_id, "", "", credit])
+        writer.writerow(["insurance_credit", _cell(layer_id), "", "", credit])
     for key in ("volume_part_jpy", "holdings_part_jpy", "incident_part_jpy", "sum_jpy", "gross_requirement_jpy",
                 "insurance_available_jpy", "insurance_offset_jpy", "cash_requirement_jpy", "reserve_balance_jpy",
                 "surplus_jpy"):
@@ -490,10 +508,10 @@ def stress_csv(rows: list[StressTest]) -> str:
                      "shortfall_jpy", "sources_used", "created_by", "created_at"])
     for row in rows:
         details = json.loads(row.details)
-        writer.writerow([row.id, row.label, row.as_of.isoformat(), row.wallet, canonical_decimal(row.share_lost),
-                         row.loss_jpy, row.customers, row.funded_jpy, row.shortfall_jpy,
-                         ";".join(f"{s['id']}={s['used_jpy']}" for s in details["sources"]),
-                         row.created_by_label, row.created_at.isoformat()])
+        writer.writerow([row.id, _cell(row.label), row.as_of.isoformat(), row.wallet,
+                         canonical_decimal(row.share_lost), row.loss_jpy, row.customers, row.funded_jpy,
+                         row.shortfall_jpy, _cell(";".join(f"{s['id']}={s['used_jpy']}" for s in details["sources"])),
+                         _cell(row.created_by_label), row.created_at.isoformat()])
     return out.getvalue()
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from payouts.audit.log import record_event
 from payouts.db.models import (
+    AllocationRun,
     AllocationSource,
     CompensationTerms,
     InsuranceLayer,
@@ -158,20 +159,22 @@ def add_layer(
     return layer
 
 
-def tower(session: Session, actor: Actor, on_date: dt.date | None = None) -> list[LayerStatus]:
-    """Layers (of policies in force on ``on_date``, or all) with what their aggregate has used."""
+def tower(session: Session, actor: Actor, on_date: dt.date | None = None,
+          as_at: dt.datetime | None = None) -> list[LayerStatus]:
+    """Layers (of policies in force on ``on_date``, or all) with what their aggregate has used:
+    by every committed run, or (``as_at``) by the runs committed before that moment, so a
+    past date reads as it stood then."""
     require_role(actor, BACK_OFFICE_READERS, "read the insurance tower")
     query = select(InsuranceLayer).join(InsurancePolicy).options(selectinload(InsuranceLayer.policy))
     if on_date is not None:
         query = query.where(InsurancePolicy.period_start <= on_date, InsurancePolicy.period_end >= on_date)
     layers = list(session.scalars(query.order_by(InsuranceLayer.attachment_jpy, InsuranceLayer.code)))
-    used = dict(
-        session.execute(
-            select(AllocationSource.layer_id, func.sum(AllocationSource.used_jpy))
-            .where(AllocationSource.layer_id.is_not(None))
-            .group_by(AllocationSource.layer_id)
-        ).all()
-    )
+    usage = (select(AllocationSource.layer_id, func.sum(AllocationSource.used_jpy))
+             .where(AllocationSource.layer_id.is_not(None)).group_by(AllocationSource.layer_id))
+    if as_at is not None:
+        usage = usage.join(AllocationRun, AllocationRun.id == AllocationSource.run_id).where(
+            AllocationRun.created_at < as_at)
+    used = dict(session.execute(usage).all())
     return [LayerStatus(layer, int(used.get(layer.id, 0))) for layer in layers]
 
 

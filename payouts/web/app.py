@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from pathlib import Path
 
 from werkzeug.middleware.proxy_fix import ProxyFix
-from flask import Flask, redirect, render_template, request, session, url_for
+from flask import Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import Engine, text
@@ -50,7 +50,10 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.config.update(
         SECRET_KEY=config.secret_key,
-        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+        # Small by default: only the upload endpoints (UPLOAD_ENDPOINTS) accept large bodies,
+        # so nobody can make the server spool half a gigabyte to a login form.
+        MAX_CONTENT_LENGTH=SMALL_BODY_BYTES,
+        MAX_FORM_PARTS=100,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.secure_cookies,
@@ -72,6 +75,8 @@ def create_app(config: Config | None = None) -> Flask:
     engine = make_engine(config.database_url)
     app.extensions["payouts"] = AppState(config, engine, make_session_factory(engine))
 
+    # Registered before CSRFProtect's own check, which parses the body.
+    app.before_request(_body_limits)
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
@@ -110,6 +115,21 @@ def _register_regulator_view_log(app: Flask) -> None:
                 and current_user.role == Role.REGULATOR.value and request.endpoint not in (None, "static")):
             audit_trail.record_view(context.db(), context.actor(), request.full_path.rstrip("?"))
         return response
+
+
+SMALL_BODY_BYTES = 2 * 1024 * 1024
+UPLOAD_ENDPOINTS = frozenset({"staff.import_upload", "staff.adequacy_upload"})
+
+
+def _body_limits() -> None:
+    """Large bodies only where files are uploaded; NUL characters nowhere (PostgreSQL refuses
+    them in text, and no field of ours has a use for them)."""
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = current_app.extensions["payouts"].config.max_upload_bytes
+    if any("\x00" in value for value in request.args.values()):
+        abort(400)
+    if request.method == "POST" and any("\x00" in value for value in request.form.values()):
+        abort(400)
 
 
 def _select_locale() -> str:

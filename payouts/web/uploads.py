@@ -8,6 +8,7 @@ in place instead of copying it again.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from typing import IO
@@ -15,11 +16,16 @@ from typing import IO
 from flask import Request, current_app
 
 
+IN_MEMORY_BYTES = 500 * 1024
+
+
 class SpoolingRequest(Request):
     def _get_file_stream(  # type: ignore[override]
         self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
+        if total_content_length is not None and total_content_length <= IN_MEMORY_BYTES:
+            return io.BytesIO()  # small forms stay in memory, as Werkzeug would keep them
         folder = current_app.extensions["payouts"].config.upload_dir
         os.makedirs(folder, mode=0o700, exist_ok=True)
         # Unnamed where the platform allows it: nothing is left behind if the process dies.

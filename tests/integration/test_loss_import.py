@@ -96,6 +96,8 @@ BAD_FILES = [
     ("customer_ref,asset,amount\nC1,JPY,\n", "line 2: amount is empty"),
     ("customer_ref,asset,amount,email\nC1,JPY,1,a@x.jp\nC1,BTC,1,\nC1,ETH,1,b@x.jp\n",
      "line 4: customer C1 is given two different values for email"),
+    ("customer_ref,asset,amount,name\nC1,JPY,1,A\nC1,BTC,1,B\nC1,ETH,1,\n",
+     "line 3: customer C1 is given two different values for name"),
     ("customer_ref,asset,amount\nC1,JPY,1\n\nC2,JPY,2\n", "line 3: "),
     ("customer_ref,asset,amount\nC1,JPY,1,extra\n", "line 2: has more fields than the header"),
     ('customer_ref,asset,amount,name\nC1,JPY,1,"Sato\n', "line 2: "),

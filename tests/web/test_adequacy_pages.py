@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
+from payouts.domain.incidents import business_date
 from payouts.domain.roles import Role
 from tests.web.conftest import csrf_token
 
@@ -25,10 +27,13 @@ def test_staff_set_a_rule_record_inputs_and_read_the_verdict(client_for):  # typ
     client.get("/lang/en")
     assert "No reserve rule is in force yet" in client.get("/staff/adequacy").text
     assert post(client, "/staff/adequacy/rules", RULE, "/staff/adequacy/rules").status_code == 302
-    csv = b"month,market,volume_jpy\n2026-10,spot,500000000000\n2026-11,spot,500000000000\n"
+    this_month = business_date(dt.datetime.now(dt.timezone.utc)).replace(day=1)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+    csv = (f"month,market,volume_jpy\n{last_month:%Y-%m},spot,500000000000\n"
+           f"{this_month:%Y-%m},spot,500000000000\n").encode()
     assert post(client, "/staff/adequacy/inputs/upload", {"kind": "volumes", "file": (io.BytesIO(csv), "v.csv")},
                 "/staff/adequacy/inputs").status_code == 302
-    assert post(client, "/staff/adequacy/inputs/snapshots", {"as_of": "2026-11-01", "wallet": "hot",
+    assert post(client, "/staff/adequacy/inputs/snapshots", {"as_of": this_month.isoformat(), "wallet": "hot",
                 "value_jpy": "100000000000"}, "/staff/adequacy/inputs").status_code == 302
     page = client.get("/staff/adequacy").text
     # ¥1tn spot x 0.0002 = ¥200M; hot ¥100bn x 0.05 = ¥5bn; no reserve yet: missed by ¥5.2bn.

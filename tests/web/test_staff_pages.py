@@ -103,3 +103,20 @@ def test_large_uploads_are_spooled_in_the_private_upload_directory(client_for, a
     response = _upload(client_for(Role.STAFF), ("customer_ref,asset,amount\n" + rows).encode())
     assert response.status_code == 302
     assert used_dirs == [app.extensions["payouts"].config.upload_dir]
+
+
+def test_large_bodies_only_where_files_are_uploaded(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    token = csrf_token(client.get("/staff/incidents/new").text)
+    big = {"csrf_token": token, "title": "x" * (3 * 1024 * 1024)}
+    assert client.post("/staff/incidents/new", data=big).status_code == 413
+    assert client.post("/login", data=big).status_code == 413
+
+
+def test_nul_characters_are_refused(client_for):  # type: ignore[no-untyped-def]
+    client = client_for(Role.STAFF)
+    token = csrf_token(client.get("/staff/incidents/INC-1").text)
+    response = client.post("/staff/incidents/INC-1/prices",
+                           data={"csrf_token": token, "asset": "BTC", "price": "1", "source": "bad\x00source"})
+    assert response.status_code == 400
+    assert client.get("/staff/audit", query_string={"actor": "a\x00b"}).status_code == 400
