@@ -141,3 +141,15 @@ def test_refusals_are_explained_not_crashed(client_for, app):  # type: ignore[no
                         data={"csrf_token": token, "asset": "BTC", "price": "2", "source": "s"})
     assert price.status_code == 409 and "reference prices can no longer change" in price.text
     assert client.get("/staff/incidents/INC-1/allocation/customers/C1").status_code == 409
+
+
+def test_a_large_incident_computes_its_preview_only_when_asked(client_for, monkeypatch):  # type: ignore[no-untyped-def]
+    from payouts.web.staff import allocation_views
+
+    monkeypatch.setattr(allocation_views, "PREVIEW_AUTO_LIMIT", 1)  # the seeded incident has 2
+    client = client_for(Role.REGULATOR)
+    client.get("/lang/en")
+    page = client.get("/staff/incidents/INC-1/allocation").text
+    assert "Compute the preview" in page and "Funding by source" not in page
+    asked = client.get("/staff/incidents/INC-1/allocation", query_string={"preview": "1"}).text
+    assert "Funding by source" in asked and "Compute the preview" not in asked

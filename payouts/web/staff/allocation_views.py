@@ -13,6 +13,8 @@ from payouts.web.staff.forms import CommitForm, RecoveryForm, TermsForm
 from payouts.web.staff.views import attach_error, bp, submit
 
 PAGE_SIZE = 50
+#: Incidents with more customers than this compute their preview only when asked.
+PREVIEW_AUTO_LIMIT = 50_000
 
 
 def _terms_form(incident_id: int) -> TermsForm:
@@ -36,7 +38,11 @@ def _render_allocation(ref: str, terms_form=None, recovery_form=None, status=200
     incident = incidents.get_incident(session, who, ref)
     runs = allocation.runs(session, who, incident)
     preview = problem = None
-    if not runs:
+    customers = incidents.summarize_incident(session, who, incident).customers
+    # A large incident's preview takes tens of seconds: computed when asked for, not on every
+    # visit (a regulator browsing must not set the engine off for a million customers).
+    on_request = customers > PREVIEW_AUTO_LIMIT and request.args.get("preview") != "1"
+    if not runs and not on_request:
         try:
             preview = allocation.preview(session, who, ref)
         except ValidationError as exc:
@@ -51,6 +57,7 @@ def _render_allocation(ref: str, terms_form=None, recovery_form=None, status=200
         commit_form.digest.data = preview.digest
     return render_template(
         "staff/allocation.html", incident=incident, runs=runs, preview=preview, problem=problem,
+        preview_on_request=on_request and not runs, customers=customers,
         lines=lines, terms_form=terms_form or _terms_form(incident.id), commit_form=commit_form,
         recovery_form=recovery_form or RecoveryForm(), query=request.args.get("q", ""),
     ), status
