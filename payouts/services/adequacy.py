@@ -28,7 +28,6 @@ from payouts.db.models import (
     ExternalIncident,
     Incident,
     InsurancePolicy,
-    ReserveEntry,
     ReserveRuleVersion,
     StressTest,
     TradingVolume,
@@ -49,7 +48,6 @@ from payouts.domain.allocation import (
 from payouts.domain.errors import NotFoundError, ValidationError
 from payouts.domain.incidents import JST, business_date
 from payouts.domain.money import canonical_decimal, check_yen
-from payouts.domain.reserve import ReserveBalance
 from payouts.domain.tranches import tranche_buckets
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
 from payouts.services import funding
@@ -134,16 +132,9 @@ def record_volume(session: Session, actor: Actor, *, month: dt.date, market: str
 
 
 def _put_volume(session: Session, actor: Actor, month: dt.date, market: str, volume: int) -> TradingVolume:
-    row = session.scalar(select(TradingVolume).where(TradingVolume.month == month, TradingVolume.market == market))
-    before = None if row is None else row.volume_jpy
-    if row is None:
-        row = TradingVolume(month=month, market=market)
-        session.add(row)
-    row.volume_jpy, row.recorded_by_label, row.recorded_at = volume, actor.label, dt.datetime.now(dt.timezone.utc)
-    session.flush()
-    record_event(session, actor, "trading_volume.recorded", "trading_volume", f"{month:%Y-%m}/{market}",
-                 f"Trading volume of {market} in {month:%Y-%m}: ¥{volume:,}", {"volume_jpy": [before, volume]})
-    return row
+    return _put_input(session, actor, TradingVolume, {"month": month, "market": market}, "volume_jpy", volume,
+                      "trading_volume", f"{month:%Y-%m}/{market}",
+                      f"Trading volume of {market} in {month:%Y-%m}: ¥{volume:,}")
 
 
 def record_snapshot(session: Session, actor: Actor, *, as_of: dt.date, wallet: str, value_jpy: int) -> WalletSnapshot:
@@ -156,16 +147,23 @@ def record_snapshot(session: Session, actor: Actor, *, as_of: dt.date, wallet: s
 
 
 def _put_snapshot(session: Session, actor: Actor, as_of: dt.date, wallet: str, value: int) -> WalletSnapshot:
-    row = session.scalar(select(WalletSnapshot).where(WalletSnapshot.as_of == as_of, WalletSnapshot.wallet == wallet))
-    before = None if row is None else row.value_jpy
+    return _put_input(session, actor, WalletSnapshot, {"as_of": as_of, "wallet": wallet}, "value_jpy", value,
+                      "wallet_snapshot", f"{as_of.isoformat()}/{wallet}",
+                      f"{wallet.capitalize()} wallet holdings on {as_of.isoformat()}: ¥{value:,}")
+
+
+def _put_input(session: Session, actor: Actor, model: Any, keys: dict[str, Any], field: str, value: int,
+               subject: str, subject_id: str, summary: str) -> Any:
+    """Create or replace the one input row with ``keys``, auditing the value before and after."""
+    row = session.scalar(select(model).filter_by(**keys))
+    before = None if row is None else getattr(row, field)
     if row is None:
-        row = WalletSnapshot(as_of=as_of, wallet=wallet)
+        row = model(**keys)
         session.add(row)
-    row.value_jpy, row.recorded_by_label, row.recorded_at = value, actor.label, dt.datetime.now(dt.timezone.utc)
+    setattr(row, field, value)
+    row.recorded_by_label, row.recorded_at = actor.label, dt.datetime.now(dt.timezone.utc)
     session.flush()
-    record_event(session, actor, "wallet_snapshot.recorded", "wallet_snapshot", f"{as_of.isoformat()}/{wallet}",
-                 f"{wallet.capitalize()} wallet holdings on {as_of.isoformat()}: ¥{value:,}",
-                 {"value_jpy": [before, value]})
+    record_event(session, actor, f"{subject}.recorded", subject, subject_id, summary, {field: [before, value]})
     return row
 
 
@@ -319,7 +317,7 @@ def adequacy(session: Session, actor: Actor, as_of: dt.date | None = None) -> Ad
         volumes_12m={market: int(total) for market, total in volume_rows},
         cold_wallet_jpy=wallets["cold"], hot_wallet_jpy=wallets["hot"],
         incident_losses_jpy=sum(x[2] for x in own) + sum(x[2] for x in external),
-        layers=layers, reserve_balance_jpy=_reserve_available_at(session, day_end))
+        layers=layers, reserve_balance_jpy=funding.reserve_balance(session, before=day_end).available)
     return Adequacy(as_of, version, inputs, rules.compute_requirement(rule, inputs), own, external, dates)
 
 
@@ -339,13 +337,6 @@ def _own_incident_losses(session: Session, since: dt.date, as_of: dt.date,
         if since < day <= as_of:
             found.append((ref, day, int(total)))
     return found
-
-
-def _reserve_available_at(session: Session, moment: dt.datetime) -> int:
-    """The ledger's available balance from the entries made before ``moment``."""
-    totals = session.execute(select(ReserveEntry.kind, func.sum(ReserveEntry.amount_jpy))
-                             .where(ReserveEntry.created_at < moment).group_by(ReserveEntry.kind)).all()
-    return ReserveBalance.from_totals(totals).available
 
 
 def _months_back(month: dt.date, count: int) -> dt.date:
@@ -437,7 +428,7 @@ def run_stress_test(session: Session, actor: Actor, *, preset: str | None, walle
         assets={"JPY": AssetSpec("JPY", 0, Decimal(1))},
         customers=tuple(CustomerInput(f"S{i:07d}", (Position("JPY", amount),)) for i, amount in enumerate(amounts)),
         terms=CustomerTerms(0, None), tranches_jpy=tranches,
-        reserve_jpy=funding.reserve_balance(session).available,
+        reserve_jpy=current.inputs.reserve_balance_jpy,
         layers=tuple(
             LayerInput(s.layer.code, s.layer.attachment_jpy, s.layer.limit_jpy, s.layer.share,
                        s.aggregate_remaining_jpy, frozenset(t for t in s.layer.excluded_incident_types.split(",") if t))

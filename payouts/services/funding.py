@@ -38,11 +38,11 @@ def lock_reserve(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RESERVE_LOCK_KEY})
 
 
-def reserve_balance(session: Session, incident_id: int | None = None) -> ReserveBalance:
-    """The reserve's balance, or (with incident_id) the movements attributed to one incident."""
+def reserve_balance(session: Session, before: dt.datetime | None = None) -> ReserveBalance:
+    """The reserve's balance from all its entries, or from those made before ``before``."""
     query = select(ReserveEntry.kind, func.sum(ReserveEntry.amount_jpy)).group_by(ReserveEntry.kind)
-    if incident_id is not None:
-        query = query.where(ReserveEntry.incident_id == incident_id)
+    if before is not None:
+        query = query.where(ReserveEntry.created_at < before)
     return ReserveBalance.from_totals(session.execute(query).all())
 
 
