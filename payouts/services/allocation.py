@@ -60,6 +60,7 @@ from payouts.domain.valuation import value_positions
 from payouts.services import funding
 from payouts.services.access import require_role
 from payouts.services.incidents import ensure_not_allocated, find_incident
+from payouts.services.positions import priced_positions
 
 RECOVERY_SOURCE = "recovery"
 
@@ -473,14 +474,10 @@ def _customer(session: Session, customer_ref: str) -> Customer:
 
 def _explain(session, incident, customer, run, approved, eligible, payout, by_source,  # type: ignore[no-untyped-def]
              deductible, cap, tranches, still_owed) -> LineExplanation:
-    priced = session.execute(
-        select(LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals, ReferencePrice.price_jpy)
-        .join(Asset, Asset.code == LossPosition.asset_code)
-        .join(ReferencePrice, (ReferencePrice.incident_id == incident.id)
-              & (ReferencePrice.asset_code == LossPosition.asset_code))
-        .where(LossPosition.incident_id == incident.id, LossPosition.customer_id == customer.id)
-        .order_by(LossPosition.asset_code)).all()
-    valued, _total = value_positions([tuple(r) for r in priced])
+    # A line exists only once every asset of the incident is priced (build_input checks it).
+    priced = priced_positions(session, customer.id, incident.id)
+    valued, _total = value_positions([(code, amount, decimals, price)
+                                      for _i, code, amount, decimals, price, _src in priced])
     positions = [(v.asset, format_amount(v.amount_minor, v.decimals), canonical_decimal(v.price), v.value_exact)
                  for v in valued]
     return LineExplanation(customer, run, approved, eligible, payout, by_source, positions, deductible, cap,

@@ -8,12 +8,13 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from payouts.db.models import Asset, Incident, LossPosition, ReferencePrice, User
+from payouts.db.models import Incident, User
 from payouts.domain.errors import PermissionDenied
 from payouts.domain.money import format_amount
 from payouts.domain.roles import Actor, Role
 from payouts.domain.valuation import value_positions
 from payouts.services.access import require_role
+from payouts.services.positions import priced_positions
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,7 @@ def my_losses(session: Session, actor: Actor) -> list[IncidentLosses]:
     customer_id = session.scalar(select(User.customer_id).where(User.id == actor.user_id))
     if customer_id is None:
         raise PermissionDenied("this login is not linked to a customer")
-    rows = session.execute(
-        select(Incident, LossPosition.asset_code, LossPosition.amount_minor, Asset.decimals,
-               ReferencePrice.price_jpy, ReferencePrice.source)
-        .join(LossPosition, LossPosition.incident_id == Incident.id)
-        .join(Asset, Asset.code == LossPosition.asset_code)
-        .outerjoin(ReferencePrice, (ReferencePrice.incident_id == Incident.id)
-                   & (ReferencePrice.asset_code == LossPosition.asset_code))
-        .where(LossPosition.customer_id == customer_id)
-        .order_by(Incident.occurred_at.desc(), LossPosition.asset_code)
-    ).all()
+    rows = priced_positions(session, customer_id)
     grouped: dict[int, tuple[Incident, list[tuple]]] = {}
     for incident, code, amount, decimals, price, source in rows:
         grouped.setdefault(incident.id, (incident, []))[1].append((code, amount, decimals, price, source))
