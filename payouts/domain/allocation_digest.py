@@ -8,6 +8,7 @@ incrementally: a million customers never become one big string.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from payouts.domain.allocation_input import AllocationInput
 
@@ -31,4 +32,13 @@ def input_digest(inp: AllocationInput) -> str:
         positions = ",".join(f"{p.asset}:{p.amount_minor}" for p in sorted(
             customer.positions, key=lambda p: p.asset))
         digest.update(f"{customer.id}={positions}\n".encode())
+    return digest.hexdigest()
+
+
+def later_money_digest(unpaid: Iterable[tuple[str, int, int]], amount_jpy: int) -> str:
+    """The fingerprint of a later-money run's inputs: the amount and every (customer, eligible,
+    unpaid) balance it was shared over, in id order."""
+    digest = hashlib.sha256(f"later={amount_jpy}\n".encode())
+    for ref, eligible, balance in sorted(unpaid):
+        digest.update(f"{ref}={eligible}:{balance}\n".encode())
     return digest.hexdigest()

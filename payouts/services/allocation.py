@@ -50,7 +50,7 @@ from payouts.domain.allocation import (
     distribute_later_money,
     validate_input,
 )
-from payouts.domain.allocation_digest import input_digest
+from payouts.domain.allocation_digest import input_digest, later_money_digest
 from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
 from payouts.domain.money import canonical_decimal, check_yen, format_amount
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
@@ -94,12 +94,14 @@ def payout_ratio_histogram(pairs) -> list[tuple[str, int]]:  # type: ignore[no-u
 
 def build_input(
     session: Session, actor: Actor, incident: Incident
-) -> tuple[AllocationInput, dict[str, int]]:
-    """The engine's input from the records; also maps layer codes to their row ids."""
+) -> tuple[AllocationInput, dict[str, int], dict[str, int]]:
+    """The engine's input from the records, and the row ids behind its layer codes and its
+    customer references (a commit stores results against them without asking again)."""
     prices = {p.asset_code: p.price_jpy for p in session.scalars(
         select(ReferencePrice).where(ReferencePrice.incident_id == incident.id))}
     decimals = dict(session.execute(select(Asset.code, Asset.decimals)).all())
     customers: list[CustomerInput] = []
+    customer_ids: dict[str, int] = {}
     current_ref: str | None = None
     current: list[Position] = []
     used_assets: set[str] = set()
@@ -109,17 +111,18 @@ def build_input(
         # plans for the first 10% (index-ordered nested loops): we want all of them, fast.
         session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     rows = session.execute(
-        select(Customer.external_ref, LossPosition.asset_code, LossPosition.amount_minor)
+        select(Customer.external_ref, LossPosition.customer_id, LossPosition.asset_code, LossPosition.amount_minor)
         .join(Customer, Customer.id == LossPosition.customer_id)
         .where(LossPosition.incident_id == incident.id)
         .order_by(LossPosition.customer_id)  # grouping needs each customer's rows together
         .execution_options(yield_per=50_000)
     )
-    for ref, asset, amount in rows:
+    for ref, customer_id, asset, amount in rows:
         if ref != current_ref:
             if current_ref is not None:
                 customers.append(CustomerInput(current_ref, tuple(current)))
             current_ref, current = ref, []
+            customer_ids[ref] = customer_id
         current.append(Position(asset, amount))
         used_assets.add(asset)
     if current_ref is not None:
@@ -146,14 +149,14 @@ def build_input(
     inp = AllocationInput(incident.incident_type, assets, tuple(customers), terms, tranches,
                           funding.reserve_balance(session).available, tuple(layers))
     validate_input(inp)
-    return inp, layer_ids
+    return inp, layer_ids, customer_ids
 
 
 def preview(session: Session, actor: Actor, incident_ref: str) -> Preview:
     """Compute the allocation the records give now, without storing anything."""
     require_role(actor, BACK_OFFICE_READERS, "preview allocations")
     incident = find_incident(session, incident_ref)
-    inp, layer_ids = build_input(session, actor, incident)
+    inp, layer_ids, _customer_ids = build_input(session, actor, incident)
     result = allocate(inp)
     check_invariants(inp, result)
     session.rollback()  # a preview holds no locks and writes nothing
@@ -180,7 +183,7 @@ def commit_allocation(
             if existing is not None:
                 raise ConflictError(f"incident {incident.ref} already has a committed allocation (run #{existing})")
             funding.lock_reserve(session)
-            inp, layer_ids = build_input(session, actor, incident)
+            inp, layer_ids, customer_ids = build_input(session, actor, incident)
             digest = input_digest(inp)
             if expected_digest is not None and digest != expected_digest:
                 raise ConflictError("the inputs changed since the preview (losses, prices, terms, reserve"
@@ -188,7 +191,7 @@ def commit_allocation(
             result = allocate(inp)
             check_invariants(inp, result)
             run = _store_run(session, actor, incident, "initial", 1, digest, _summary(inp, result), result,
-                             layer_ids)
+                             layer_ids, customer_ids)
             reserve_used = next(s.used_jpy for s in result.sources if s.id == RESERVE_ID)
             if reserve_used:
                 session.add(ReserveEntry(kind="earmark", amount_jpy=reserve_used, incident_id=incident.id,
@@ -215,7 +218,7 @@ def commit_allocation(
 
 
 def _store_run(session, actor, incident, kind, sequence, digest, summary, result, layer_ids,  # type: ignore[no-untyped-def]
-               recovery_id=None, only_paid=False):
+               customer_ids, recovery_id=None, only_paid=False):
     """Store a run with its sources and lines (a later-money run keeps only customers it pays)."""
     stored = [c for c in result.customers if not only_paid or c.payout_jpy]
     run = AllocationRun(
@@ -232,13 +235,10 @@ def _store_run(session, actor, incident, kind, sequence, digest, summary, result
             available_jpy=source.available_jpy, used_jpy=source.used_jpy,
             aggregate_remaining_after_jpy=source.aggregate_remaining_after_jpy))
     session.flush()
-    ids = dict(session.execute(
-        select(Customer.external_ref, Customer.id).join(LossPosition, LossPosition.customer_id == Customer.id)
-        .where(LossPosition.incident_id == incident.id).distinct()).all())
     bulk_insert(
         session, AllocationLine.__tablename__,
         ("run_id", "customer_id", "approved_jpy", "eligible_jpy", "payout_jpy", "by_source"),
-        ((run.id, ids[c.id], c.approved_jpy, c.eligible_jpy, c.payout_jpy,
+        ((run.id, customer_ids[c.id], c.approved_jpy, c.eligible_jpy, c.payout_jpy,
           "[" + ",".join(map(str, c.by_source)) + "]")
          for c in stored),
     )
@@ -281,15 +281,16 @@ def record_recovery(
                 raise ConflictError(f"incident {incident.ref} has no committed allocation yet:"
                                     " commit the initial run first")
             balances = session.execute(
-                select(Customer.external_ref, func.max(AllocationLine.approved_jpy),
+                select(Customer.external_ref, Customer.id, func.max(AllocationLine.approved_jpy),
                        func.max(AllocationLine.eligible_jpy), func.sum(AllocationLine.payout_jpy))
                 .join(AllocationRun, AllocationRun.id == AllocationLine.run_id)
                 .join(Customer, Customer.id == AllocationLine.customer_id)
                 .where(AllocationRun.incident_id == incident.id)
-                .group_by(Customer.external_ref)
+                .group_by(Customer.external_ref, Customer.id)
             ).all()
-            approved = {ref: int(v) for ref, v, _e, _p in balances}
-            unpaid = [(ref, int(e), int(e) - int(p)) for ref, _v, e, p in balances]
+            customer_ids = {ref: customer_id for ref, customer_id, _v, _e, _p in balances}
+            approved = {ref: int(v) for ref, _id, v, _e, _p in balances}
+            unpaid = [(ref, int(e), int(e) - int(p)) for ref, _id, _v, e, p in balances]
             shared = distribute_later_money(amount_jpy, unpaid)
             recovery = Recovery(incident_id=incident.id, amount_jpy=amount_jpy, source=source,
                                 created_by_label=actor.label)
@@ -299,7 +300,7 @@ def record_recovery(
             summary = {"recovery_id": recovery.id, "amount_jpy": amount_jpy, "source": source,
                        "distributed_jpy": shared.distributed_jpy, "surplus_jpy": shared.surplus_jpy}
             run = _store_run(session, actor, incident, "later_money", sequence + 1,
-                             input_digest_later(unpaid, amount_jpy), summary, result, {},
+                             later_money_digest(unpaid, amount_jpy), summary, result, {}, customer_ids,
                              recovery_id=recovery.id, only_paid=True)
             record_event(
                 session, actor, "recovery.distributed", "incident", incident.ref,
@@ -316,15 +317,6 @@ def _is_sequence_clash(exc: IntegrityError) -> bool:
     text_ = str(exc.orig)
     return "uq_allocation_runs_incident_id_sequence" in text_ or (
         "allocation_runs.incident_id, allocation_runs.sequence" in text_)
-
-
-def input_digest_later(unpaid: list[tuple[str, int, int]], amount: int) -> str:
-    import hashlib
-
-    digest = hashlib.sha256(f"later={amount}\n".encode())
-    for ref, eligible, balance in sorted(unpaid):
-        digest.update(f"{ref}={eligible}:{balance}\n".encode())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

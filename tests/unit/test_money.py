@@ -72,3 +72,4 @@ def test_valuation_matches_exact_fraction_floor(items):  # type: ignore[no-untyp
 def test_format_yen():
     assert format_yen(1234567, "ja") == "¥1,234,567"
     assert format_yen(0, "en") == "JPY 0"
+
