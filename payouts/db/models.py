@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -72,6 +73,10 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Base32 TOTP secret once the user has confirmed a second factor; NULL without one.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: The last TOTP time step accepted, so one code cannot be replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     customer: Mapped[Customer | None] = relationship(back_populates="user")
 
@@ -564,3 +569,356 @@ class StressTest(Base):
         CheckConstraint("funded_jpy >= 0 AND shortfall_jpy >= 0", name="amounts_non_negative"),
         CheckConstraint("funded_jpy + shortfall_jpy = loss_jpy", name="totals_reconcile"),
     )
+
+
+# --- Claims -----------------------------------------------------------------------------------
+
+
+class Claim(Base):
+    """One customer's claim in one incident: the ledger's positions, or a staff adjustment of
+    them, valued at the incident's reference prices, and where it stands (payouts.domain.claims).
+
+    ``version`` is the content version: 1 is the imported ledger positions; each adjustment adds
+    a ClaimVersion with its own positions and voids earlier approvals. ``row_version`` guards
+    concurrent writers: two staff acting on one claim at once, one wins, the other is told.
+    """
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    status: Mapped[str] = mapped_column(String(30), default="open")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    #: The yen value of the current version, rounded down once, exactly as allocation values it.
+    total_jpy: Mapped[int] = mapped_column(BigInteger)
+    #: Who made the current version (NULL for the ledger's): they may never approve it.
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: The latest reason given to the customer (a rejection, a request for information).
+    status_reason: Mapped[str] = mapped_column(String(1000), default="")
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    incident: Mapped[Incident] = relationship()
+    customer: Mapped[Customer] = relationship()
+
+    __mapper_args__ = {"version_id_col": row_version}
+    __table_args__ = (
+        UniqueConstraint("incident_id", "customer_id"),
+        Index("ix_claims_incident_status", "incident_id", "status"),
+        Index("ix_claims_customer", "customer_id"),
+        CheckConstraint(
+            "status IN ('open', 'accepted', 'disputed', 'needs_information', 'under_review',"
+            " 'approved', 'rejected', 'withdrawn', 'paid')",
+            name="status_known",
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("total_jpy >= 0", name="total_non_negative"),
+    )
+
+
+class ClaimVersion(Base):
+    """A staff adjustment of a claim's positions: a new version the customer must accept again."""
+
+    __tablename__ = "claim_versions"
+
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total_jpy: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(1000))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("version >= 2", name="adjusted_version"),)
+
+
+class ClaimPosition(Base):
+    """One asset of an adjusted claim version, in the asset's minor units."""
+
+    __tablename__ = "claim_positions"
+
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_code: Mapped[str] = mapped_column(ForeignKey("assets.code"), primary_key=True)
+    # Non-negative: CHECK written per dialect by the migration.
+    amount_minor: Mapped[int] = mapped_column(ExactInteger)
+
+
+class ClaimDispute(Base):
+    """A customer's dispute of one claim version: the reason and the amounts they say are right."""
+
+    __tablename__ = "claim_disputes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    #: Canonical JSON {"BTC": "1.25", ...}: the customer's corrected amounts in whole units.
+    corrected: Mapped[str] = mapped_column(Text, default="{}")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_claim_disputes_claim", "claim_id"),)
+
+
+class EvidenceFile(Base):
+    """A file a customer sent with a dispute, stored outside the web root under storage_name."""
+
+    __tablename__ = "evidence_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("claim_disputes.id"))
+    original_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    byte_size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_name: Mapped[str] = mapped_column(String(100), unique=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_evidence_files_claim", "claim_id"),
+        CheckConstraint("byte_size > 0", name="not_empty"),
+    )
+
+
+class ClaimApproval(Base):
+    """One person's approval of one claim version. Voided when the claim is edited."""
+
+    __tablename__ = "claim_approvals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_label: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    # Two approvals of one version are always two different people.
+    __table_args__ = (UniqueConstraint("claim_id", "version", "user_id"),)
+
+
+class PayoutDestination(Base):
+    """A Japanese bank account a customer asked to be paid into (payouts.domain.bank_accounts).
+
+    pending until approved (two different people when it changes an approved destination);
+    at most one approved destination per customer is current, earlier ones are superseded.
+    """
+
+    __tablename__ = "payout_destinations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    bank_code: Mapped[str] = mapped_column(String(4))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    account_type: Mapped[str] = mapped_column(String(10))
+    account_number: Mapped[str] = mapped_column(String(7))
+    #: The holder's name in half-width kana, as the bank transfer carries it.
+    holder_kana: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    approvals_required: Mapped[int] = mapped_column(Integer)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    submitted_by_label: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str] = mapped_column(String(1000), default="")
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": row_version}
+    __table_args__ = (
+        Index("ix_payout_destinations_customer", "customer_id", "status"),
+        CheckConstraint(
+            "status IN ('pending', 'approved', 'rejected', 'superseded')", name="status_known"
+        ),
+        CheckConstraint("account_type IN ('ordinary', 'current', 'savings')", name="type_known"),
+        CheckConstraint("approvals_required IN (1, 2)", name="approvals_one_or_two"),
+    )
+
+
+class DestinationApproval(Base):
+    """One person's approval of a payout destination."""
+
+    __tablename__ = "destination_approvals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("payout_destinations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("destination_id", "user_id"),)
+
+
+class Notice(Base):
+    """A message to a customer, shown inside the portal only (never e-mailed with a link)."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
+    #: What happened, e.g. "claim.adjusted"; the portal words it in the customer's language.
+    kind: Mapped[str] = mapped_column(String(40))
+    #: Canonical JSON of what the wording needs (amounts as integers, reasons as text).
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_notices_customer", "customer_id", "created_at"),)
+
+
+class ActivationCode(Base):
+    """A one-time code, delivered out of band, with which a customer sets their first password."""
+
+    __tablename__ = "activation_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: SHA-256 of the code (the code is random and long enough that a plain hash is safe).
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_activation_codes_user", "user_id"),)
+
+
+# --- Disbursements ----------------------------------------------------------------------------
+
+
+class DisbursementBatch(Base):
+    """A group of instructions one job pays together (payouts.domain.disbursements)."""
+
+    __tablename__ = "disbursement_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    rail: Mapped[str] = mapped_column(String(20))
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_disbursement_batches_status", "status"),
+        CheckConstraint("status IN ('queued', 'running', 'done')", name="status_known"),
+    )
+
+
+class Disbursement(Base):
+    """One payment instruction: a customer's payout from one source into one destination.
+
+    The idempotency key goes to the rail with every attempt, so a repeated or duplicated job
+    never pays twice; it changes only when the destination does (a new payment).
+    """
+
+    __tablename__ = "disbursements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    #: "reserve", an insurance layer's code, or "recovery".
+    source_id: Mapped[str] = mapped_column(String(40))
+    amount_jpy: Mapped[int] = mapped_column(BigInteger)
+    destination_id: Mapped[int | None] = mapped_column(ForeignKey("payout_destinations.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("disbursement_batches.id"))
+    rail: Mapped[str | None] = mapped_column(String(20))
+    rail_reference: Mapped[str | None] = mapped_column(String(80))
+    failure_reason: Mapped[str] = mapped_column(String(300), default="")
+    zengin_file_id: Mapped[int | None] = mapped_column(ForeignKey("zengin_files.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "customer_id", "source_id"),
+        Index("ix_disbursements_incident_status", "incident_id", "status"),
+        Index("ix_disbursements_batch", "batch_id"),
+        Index("ix_disbursements_customer", "customer_id"),
+        CheckConstraint("amount_jpy > 0", name="amount_positive"),
+        CheckConstraint(
+            "status IN ('held', 'pending', 'submitting', 'submitted', 'retrying', 'paid',"
+            " 'needs_attention', 'cancelled')",
+            name="status_known",
+        ),
+        CheckConstraint("status = 'held' OR destination_id IS NOT NULL", name="destination_unless_held"),
+    )
+
+
+class PayingAccount(Base):
+    """An account of the exchange that payments leave from (the reserve's, the insurance one's)."""
+
+    __tablename__ = "paying_accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: "reserve" or "insurance": which sources' payments leave from it.
+    purpose: Mapped[str] = mapped_column(String(20), unique=True)
+    #: The 10-digit 依頼人コード the bank gave the exchange for 総合振込.
+    company_code: Mapped[str] = mapped_column(String(10))
+    company_name_kana: Mapped[str] = mapped_column(String(40))
+    bank_code: Mapped[str] = mapped_column(String(4))
+    bank_name_kana: Mapped[str] = mapped_column(String(15))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    branch_name_kana: Mapped[str] = mapped_column(String(15))
+    account_type: Mapped[str] = mapped_column(String(10))
+    account_number: Mapped[str] = mapped_column(String(7))
+
+    __table_args__ = (CheckConstraint("purpose IN ('reserve', 'insurance')", name="purpose_known"),)
+
+
+class ZenginFile(Base):
+    """A 総合振込 transfer file for one paying account and transfer date, and its bank result."""
+
+    __tablename__ = "zengin_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    paying_account_id: Mapped[int] = mapped_column(ForeignKey("paying_accounts.id"))
+    transfer_date: Mapped[dt.date] = mapped_column(Date)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    record_count: Mapped[int] = mapped_column(Integer)
+    total_jpy: Mapped[int] = mapped_column(BigInteger)
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    result_imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("paying_account_id", "transfer_date"),)
+
+
+class SandboxTransfer(Base):
+    """The simulated bank's own book (payouts.rails.sandbox): one row per idempotency key.
+
+    It stands for a system outside ours, so the rail writes it on its own connection and commits
+    at once, as a real bank would, whatever happens to our transaction afterwards.
+    """
+
+    __tablename__ = "sandbox_transfers"
+
+    idempotency_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    amount_jpy: Mapped[int] = mapped_column(BigInteger)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    account_type: Mapped[str] = mapped_column(String(10))
+    account_number: Mapped[str] = mapped_column(String(7))
+    holder_kana: Mapped[str] = mapped_column(String(60))
+    #: "paid" or "rejected" (with the reason code a bank would give).
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    bank_reference: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -26,3 +26,7 @@ class NotFoundError(DomainError):
 
 class PermissionDenied(DomainError):
     """The actor's role does not allow the action."""
+
+
+class TransitionError(ConflictError):
+    """A state machine refused a move (a claim approved twice, a paid payment retried)."""
