@@ -70,6 +70,14 @@ class Config:
     secure_cookies: bool = False
     #: Reverse proxies in front of the app that set X-Forwarded-For (0: none).
     proxy_hops: int = 0
+    #: Customers' evidence files: outside any web root, served only through access checks.
+    evidence_dir: str = field(default_factory=lambda: str(instance_dir() / "evidence"))
+    #: Claims above this many yen need two different people to approve them.
+    four_eyes_threshold_jpy: int = 1_000_000
+    #: The payment rail disbursements go through: "sandbox" (simulated bank) or "zengin" (files).
+    rail: str = "sandbox"
+    #: Payments one disbursement job makes together.
+    disbursement_batch_size: int = 1000
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Config":
@@ -87,6 +95,10 @@ class Config:
             "upload_dir": os.environ.get("PAYOUTS_UPLOAD_DIR")
             or str(instance_dir() / "uploads"),
             "proxy_hops": _int_env("PAYOUTS_PROXY_HOPS", 0),
+            "evidence_dir": os.environ.get("PAYOUTS_EVIDENCE_DIR") or str(instance_dir() / "evidence"),
+            "four_eyes_threshold_jpy": _int_env("PAYOUTS_FOUR_EYES_THRESHOLD_JPY", 1_000_000),
+            "rail": os.environ.get("PAYOUTS_RAIL", "sandbox"),
+            "disbursement_batch_size": _int_env("PAYOUTS_DISBURSEMENT_BATCH_SIZE", 1000),
             "secure_cookies": os.environ.get("PAYOUTS_SECURE_COOKIES", "1" if env == "production" else "0")
             == "1",
         }
@@ -103,6 +115,12 @@ class Config:
         """Refuse configurations that are only safe on a developer's machine."""
         if self.env not in ENVIRONMENTS:
             raise ConfigError(f"environment must be one of {', '.join(ENVIRONMENTS)}; got {self.env!r}")
+        if self.rail not in ("sandbox", "zengin"):
+            raise ConfigError(f"PAYOUTS_RAIL must be sandbox or zengin; got {self.rail!r}")
+        if self.four_eyes_threshold_jpy < 0:
+            raise ConfigError("PAYOUTS_FOUR_EYES_THRESHOLD_JPY cannot be negative")
+        if not 1 <= self.disbursement_batch_size <= 10_000:
+            raise ConfigError("PAYOUTS_DISBURSEMENT_BATCH_SIZE must be between 1 and 10000")
         if not self.is_production:
             return
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:

@@ -6,6 +6,7 @@ single-writer lock. The primary key on ``seq`` is the last line of defence again
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, text
@@ -27,6 +28,31 @@ def lock_chain(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
 
 
+def _head(session: Session) -> tuple[int, str]:
+    """The next sequence number and the hash it chains to."""
+    head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+
+
+def _fields(seq: int, actor: Actor, action: str, subject_type: str, subject_id: object,
+            summary: str, details: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "occurred_at": utcnow(),
+        "actor_user_id": actor.user_id,
+        "actor": actor.label,
+        "actor_role": actor.role.value,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "summary": summary,
+        "details": canonical_json(details or {}),
+        "request_id": actor.request_id,
+    }
+
+
 def record_event(
     session: Session,
     actor: Actor,
@@ -42,24 +68,35 @@ def record_event(
     that changed as ``{"field": [before, after]}`` or other JSON-safe detail (no floats).
     """
     lock_chain(session)
-    head = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "occurred_at": utcnow(),
-        "actor_user_id": actor.user_id,
-        "actor": actor.label,
-        "actor_role": actor.role.value,
-        "action": action,
-        "subject_type": subject_type,
-        "subject_id": str(subject_id),
-        "summary": summary,
-        "details": canonical_json(details or {}),
-        "request_id": actor.request_id,
-    }
+    seq, prev_hash = _head(session)
+    fields = _fields(seq, actor, action, subject_type, subject_id, summary, details)
     event = AuditEvent(**fields, prev_hash=prev_hash, hash=event_hash(prev_hash, fields))
     session.add(event)
     session.flush()
     return event
+
+
+def record_events(
+    session: Session,
+    actor: Actor,
+    events: Iterable[tuple[str, str, object, str, dict[str, Any] | None]],
+) -> int:
+    """Append many events (action, subject_type, subject_id, summary, details) in one go: one
+    event per change even when one action changes thousands of records (a bulk approval), with
+    the head read once and the rows inserted in batches. Returns how many were written."""
+    lock_chain(session)
+    seq, prev_hash = _head(session)
+    rows: list[dict[str, Any]] = []
+    written = 0
+    for action, subject_type, subject_id, summary, details in events:
+        fields = _fields(seq, actor, action, subject_type, subject_id, summary, details)
+        prev_hash_of_row, prev_hash = prev_hash, event_hash(prev_hash, fields)
+        rows.append({**fields, "prev_hash": prev_hash_of_row, "hash": prev_hash})
+        seq += 1
+        if len(rows) >= 5_000:
+            session.execute(AuditEvent.__table__.insert(), rows)
+            written, rows = written + len(rows), []
+    if rows:
+        session.execute(AuditEvent.__table__.insert(), rows)
+        written += len(rows)
+    return written

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,8 @@ from payouts.db.models import (
     AllocationRun,
     AllocationSource,
     Asset,
+    Claim,
+    ClaimPosition,
     Customer,
     Incident,
     InsuranceReceivable,
@@ -50,6 +52,7 @@ from payouts.domain.allocation import (
     distribute_later_money,
     validate_input,
 )
+from payouts.domain.claims import PAYABLE
 from payouts.domain.allocation_digest import input_digest, later_money_digest
 from payouts.domain.errors import ConflictError, NotFoundError, ValidationError
 from payouts.domain.money import canonical_decimal, check_yen, format_amount
@@ -60,7 +63,7 @@ from payouts.domain.valuation import value_positions
 from payouts.services import funding
 from payouts.services.access import require_role
 from payouts.services.incidents import ensure_not_allocated, find_incident
-from payouts.services.positions import priced_positions
+from payouts.services.claims import claim_lines
 
 RECOVERY_SOURCE = "recovery"
 
@@ -105,16 +108,30 @@ def build_input(
     current_ref: str | None = None
     current: list[Position] = []
     used_assets: set[str] = set()
-    # Until claim approval exists, the imported positions are the approved losses.
+    # The approved claims, at the version that was approved: the ledger's positions for an
+    # unadjusted claim, the adjustment's for the others. Paid claims stay in (a later-money
+    # run spreads over what they were not paid).
     if session.get_bind().dialect.name == "postgresql":
         # The rows are streamed through a server-side cursor, for which PostgreSQL by default
         # plans for the first 10% (index-ordered nested loops): we want all of them, fast.
         session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+    payable = (Claim.incident_id == incident.id) & Claim.status.in_([s.value for s in PAYABLE])
+    ledger = (
+        select(Claim.customer_id, LossPosition.asset_code, LossPosition.amount_minor)
+        .join(LossPosition, (LossPosition.incident_id == Claim.incident_id)
+              & (LossPosition.customer_id == Claim.customer_id))
+        .where(payable, Claim.version == 1)
+    )
+    adjusted = (
+        select(Claim.customer_id, ClaimPosition.asset_code, ClaimPosition.amount_minor)
+        .join(ClaimPosition, (ClaimPosition.claim_id == Claim.id) & (ClaimPosition.version == Claim.version))
+        .where(payable, Claim.version > 1)
+    )
+    approved = union_all(ledger, adjusted).subquery()
     rows = session.execute(
-        select(Customer.external_ref, LossPosition.customer_id, LossPosition.asset_code, LossPosition.amount_minor)
-        .join(Customer, Customer.id == LossPosition.customer_id)
-        .where(LossPosition.incident_id == incident.id)
-        .order_by(LossPosition.customer_id)  # grouping needs each customer's rows together
+        select(Customer.external_ref, approved.c.customer_id, approved.c.asset_code, approved.c.amount_minor)
+        .join(Customer, Customer.id == approved.c.customer_id)
+        .order_by(approved.c.customer_id, approved.c.asset_code)  # each customer's rows together
         .execution_options(yield_per=50_000)
     )
     for ref, customer_id, asset, amount in rows:
@@ -128,7 +145,7 @@ def build_input(
     if current_ref is not None:
         customers.append(CustomerInput(current_ref, tuple(current)))
     if not customers:
-        raise ValidationError("customers", f"incident {incident.ref} has no imported losses")
+        raise ValidationError("customers", f"incident {incident.ref} has no approved claims")
     missing = sorted(used_assets - prices.keys())
     if missing:
         raise ValidationError("prices", f"no reference price fixed for {', '.join(missing)}")
@@ -466,12 +483,12 @@ def _customer(session: Session, customer_ref: str) -> Customer:
 
 def _explain(session, incident, customer, run, approved, eligible, payout, by_source,  # type: ignore[no-untyped-def]
              deductible, cap, tranches, still_owed) -> LineExplanation:
-    # A line exists only once every asset of the incident is priced (build_input checks it).
-    priced = priced_positions(session, customer.id, incident.id)
-    valued, _total = value_positions([(code, amount, decimals, price)
-                                      for _i, code, amount, decimals, price, _src in priced])
-    positions = [(v.asset, format_amount(v.amount_minor, v.decimals), canonical_decimal(v.price), v.value_exact)
-                 for v in valued]
+    # The approved claim's positions (the ledger's or an adjustment's), valued as the run did.
+    claim = session.scalar(select(Claim).where(Claim.incident_id == incident.id, Claim.customer_id == customer.id))
+    if claim is None:
+        raise NotFoundError(f"customer {customer.external_ref!r} has no claim in {incident.ref}")
+    positions = [(line.asset, line.amount, canonical_decimal(line.price_jpy), line.value_exact)
+                 for line in claim_lines(session, claim)]
     return LineExplanation(customer, run, approved, eligible, payout, by_source, positions, deductible, cap,
                            tranche_buckets(eligible, tranches), still_owed)
 

@@ -99,6 +99,15 @@ def ensure_not_allocated(session: Session, incident: Incident, what: str) -> Non
         )
 
 
+def ensure_claims_not_open(incident: Incident, what: str) -> None:
+    """Customers see and accept claims valued from the prices and the imported ledger, so
+    once claims are open those inputs are frozen; corrections are claim adjustments."""
+    if incident.status != IncidentStatus.RECORDED.value:
+        raise ConflictError(
+            f"incident {incident.ref} has its claims open; its {what} can no longer change"
+            " (adjust individual claims instead)")
+
+
 def find_incident(session: Session, ref: str, *, lock: bool = False) -> Incident:
     """The incident with this reference; ``lock`` takes its row lock for the transaction, which
     every change to the incident's inputs or allocation takes first, so they serialise."""
@@ -215,6 +224,7 @@ def set_reference_price(
     with transaction(session):
         incident = find_incident(session, incident_ref, lock=True)
         ensure_not_allocated(session, incident, "reference prices")
+        ensure_claims_not_open(incident, "reference prices")
         asset = session.get(Asset, asset_code)
         if asset is None:
             raise ValidationError("asset", f"unknown asset {asset_code!r}")

@@ -32,7 +32,7 @@ from payouts.domain.loss_file import (
 )
 from payouts.domain.roles import STAFF_WRITERS, Actor
 from payouts.services.access import require_role
-from payouts.services.incidents import ensure_not_allocated, find_incident
+from payouts.services.incidents import ensure_claims_not_open, ensure_not_allocated, find_incident
 
 #: How many problems a rejection report lists; the rest are counted.
 MAX_REPORTED_PROBLEMS = 100
@@ -98,6 +98,7 @@ def _import(
     if earlier is not None:
         return ImportReport("already_imported", filename, rows=earlier.row_count, loss_import=earlier)
     ensure_not_allocated(session, incident, "losses")
+    ensure_claims_not_open(incident, "losses")
 
     report = ImportReport("rejected", filename)
     try:

@@ -186,6 +186,9 @@ def test_a_later_commit_does_not_rewrite_a_past_date(session):  # type: ignore[n
                               discovered_at=occurred)
     incidents.set_reference_price(session, STAFF, incident_ref="INC-X", asset_code="JPY", price="1", source="yen")
     import_losses(session, STAFF, "INC-X", io.BytesIO(b"customer_ref,asset,amount\nX1,JPY,9000000000\n"), "x.csv")
+    from tests.helpers import approve_all_claims
+
+    approve_all_claims(session, STAFF, "INC-X")
     allocation.commit_allocation(session, STAFF, "INC-X")
     assert adequacy.adequacy(session, STAFF, yesterday).requirement == before
     now = adequacy.adequacy(session, STAFF, TODAY).requirement

