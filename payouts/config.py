@@ -78,6 +78,10 @@ class Config:
     rail: str = "sandbox"
     #: Payments one disbursement job makes together.
     disbursement_batch_size: int = 1000
+    #: The simulated bank's behaviour (sandbox rail): latency per call, failures per thousand.
+    sandbox_latency_ms: int = 0
+    sandbox_transient_per_mille: int = 0
+    sandbox_rejection_per_mille: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Config":
@@ -99,6 +103,9 @@ class Config:
             "four_eyes_threshold_jpy": _int_env("PAYOUTS_FOUR_EYES_THRESHOLD_JPY", 1_000_000),
             "rail": os.environ.get("PAYOUTS_RAIL", "sandbox"),
             "disbursement_batch_size": _int_env("PAYOUTS_DISBURSEMENT_BATCH_SIZE", 1000),
+            "sandbox_latency_ms": _int_env("PAYOUTS_SANDBOX_LATENCY_MS", 0),
+            "sandbox_transient_per_mille": _int_env("PAYOUTS_SANDBOX_TRANSIENT_PER_MILLE", 0),
+            "sandbox_rejection_per_mille": _int_env("PAYOUTS_SANDBOX_REJECTION_PER_MILLE", 0),
             "secure_cookies": os.environ.get("PAYOUTS_SECURE_COOKIES", "1" if env == "production" else "0")
             == "1",
         }

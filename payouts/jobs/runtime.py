@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from redis import Redis
@@ -23,10 +24,16 @@ Dispatch = Callable[..., None]
 
 # The worker process's state, set up once by run_worker() before any job runs.
 _worker_state: dict[str, Any] = {}
+# Inline jobs (no Redis) run inside the caller's process with the caller's database.
+_inline_state: ContextVar[dict[str, Any] | None] = ContextVar("payouts_inline_job_state", default=None)
 
 
-def make_dispatch(config: Config, queue: str = "payouts-default") -> Dispatch:
-    """A dispatch callable for this deployment: RQ when Redis is configured, inline otherwise."""
+def make_dispatch(config: Config, queue: str = "payouts-default", *, engine: Any = None,
+                  session_factory: Any = None) -> Dispatch:
+    """A dispatch callable for this deployment: RQ when Redis is configured, inline otherwise.
+
+    Inline jobs use ``engine`` and ``session_factory`` (the app's or the CLI's), so they see
+    the same database as the request that dispatched them."""
     if config.redis_url:
         rq_queue = Queue(queue, connection=Redis.from_url(config.redis_url))
 
@@ -37,9 +44,23 @@ def make_dispatch(config: Config, queue: str = "payouts-default") -> Dispatch:
 
     def inline(func_path: str, *args: object, job_id: str | None = None) -> None:
         module, _, name = func_path.rpartition(".")
-        getattr(importlib.import_module(module), name)(*args)
+        state = {"config": config, "engine": engine, "session_factory": session_factory}
+        token = _inline_state.set(state if session_factory is not None else None)
+        try:
+            getattr(importlib.import_module(module), name)(*args)
+        finally:
+            _inline_state.reset(token)
 
     return inline
+
+
+def job_state() -> dict[str, Any]:
+    """config, engine and session_factory for the running job (inline or in a worker)."""
+    inline = _inline_state.get()
+    if inline is not None:
+        return inline
+    worker_session_factory()
+    return _worker_state
 
 
 def worker_session_factory():  # type: ignore[no-untyped-def]

@@ -60,7 +60,8 @@ from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
 from payouts.domain.incidents import IncidentStatus, business_date
 from payouts.domain.tranches import tranche_buckets
 from payouts.domain.valuation import value_positions
-from payouts.services import funding
+from payouts.services import disbursements, funding
+from payouts.services.disbursements import Dispatch
 from payouts.services.access import require_role
 from payouts.services.incidents import ensure_not_allocated, find_incident
 from payouts.services.claims import claim_lines
@@ -184,9 +185,12 @@ def preview(session: Session, actor: Actor, incident_ref: str) -> Preview:
 
 
 def commit_allocation(
-    session: Session, actor: Actor, incident_ref: str, expected_digest: str | None = None
+    session: Session, actor: Actor, incident_ref: str, expected_digest: str | None = None, *,
+    dispatch: Dispatch | None = None, batch_size: int = 1000,
 ) -> AllocationRun:
-    """Store the incident's allocation run, earmark the reserve, record insurers' receivables.
+    """Store the incident's allocation run, earmark the reserve, record insurers' receivables,
+    and instruct the reserve's part of every payout, all in one transaction; the payment
+    batches are enqueued through ``dispatch`` after it commits (the sweeper covers a miss).
 
     ``expected_digest`` (from a preview) makes the commit refuse if any input changed since.
     Only one initial run per incident: a second, or a concurrent one, gets ConflictError.
@@ -219,6 +223,7 @@ def commit_allocation(
                     session.add(InsuranceReceivable(run_id=run.id, layer_id=layer_ids[source.id],
                                                     amount_jpy=source.used_jpy, received_jpy=0))
             incident.status = IncidentStatus.PAYING.value
+            batches = disbursements.create_instructions(session, actor, run, [RESERVE_ID], batch_size)
             record_event(
                 session, actor, "allocation.committed", "incident", incident.ref,
                 f"Allocation run #{run.id} of {incident.ref}: eligible ¥{result.total_eligible_jpy:,},"
@@ -231,6 +236,7 @@ def commit_allocation(
         if not _is_sequence_clash(exc):
             raise
         raise ConflictError(f"another allocation of {incident_ref} was committed at the same time") from exc
+    disbursements.dispatch_batches(session, dispatch, batches)
     return run
 
 
@@ -281,9 +287,11 @@ def _summary(inp: AllocationInput, result: AllocationResult) -> dict[str, object
 
 
 def record_recovery(
-    session: Session, actor: Actor, *, incident_ref: str, amount_jpy: int, source: str
+    session: Session, actor: Actor, *, incident_ref: str, amount_jpy: int, source: str,
+    dispatch: Dispatch | None = None, batch_size: int = 1000,
 ) -> AllocationRun:
-    """Record money that arrived after the run and share it over unpaid balances at once."""
+    """Record money that arrived after the run and share it over unpaid balances at once; the
+    money is in hand, so its payments are instructed in the same transaction."""
     require_role(actor, STAFF_WRITERS, "record recoveries")
     check_yen(amount_jpy, "amount_jpy", positive=True)
     source = (source or "").strip()
@@ -319,6 +327,7 @@ def record_recovery(
             run = _store_run(session, actor, incident, "later_money", sequence + 1,
                              later_money_digest(unpaid, amount_jpy), summary, result, {}, customer_ids,
                              recovery_id=recovery.id, only_paid=True)
+            batches = disbursements.create_instructions(session, actor, run, [RECOVERY_SOURCE], batch_size)
             record_event(
                 session, actor, "recovery.distributed", "incident", incident.ref,
                 f"¥{amount_jpy:,} from {source} shared over unpaid balances of {incident.ref}"
@@ -327,6 +336,7 @@ def record_recovery(
         if not _is_sequence_clash(exc):
             raise
         raise ConflictError(f"another distribution for {incident_ref} was recorded at the same time") from exc
+    disbursements.dispatch_batches(session, dispatch, batches)
     return run
 
 

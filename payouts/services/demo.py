@@ -11,13 +11,18 @@ import io
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from payouts.db.models import Incident, ReferencePrice, User
-from payouts.domain.roles import SYSTEM_ACTOR, Role
+from payouts.audit.log import record_events
+from payouts.db.models import Claim, Customer, Incident, PayingAccount, PayoutDestination, ReferencePrice, User
+from payouts.db.session import transaction
+from payouts.db.types import utcnow
+from payouts.domain.claims import FourEyesPolicy
+from payouts.domain.roles import SYSTEM_ACTOR, Actor, Role
 from payouts.domain.sample_losses import customer_ref, loss_file_bytes
-from payouts.services import adequacy, funding, incidents, loss_import, users
+from payouts.services import activation, adequacy, funding, incidents, loss_import, users, zengin_files
+from payouts.services import claims as claims_service
 
 DEMO_INCIDENT = "DEMO-2026-01"
 DEMO_CUSTOMERS = 3000
@@ -60,19 +65,113 @@ def load_demo(session: Session, n_customers: int = DEMO_CUSTOMERS) -> list[Login
     have = {p.asset_code for p in session.scalars(
         select(ReferencePrice).where(ReferencePrice.incident_id == incident.id))}
     for code, (price, source) in DEMO_PRICES.items():
-        if code not in have:
+        if code not in have and incident.status == "recorded":
             incidents.set_reference_price(
                 session, actor, incident_ref=DEMO_INCIDENT, asset_code=code, price=price, source=source
             )
-    # The same bytes every time: a second load is recognised as already imported.
-    report = loss_import.import_losses(
-        session, actor, DEMO_INCIDENT, io.BytesIO(loss_file_bytes(n_customers)), "demo-ledger.csv"
-    )
-    if not report.ok:
-        raise RuntimeError(f"demo loss file rejected: {report.problems[:3]}")
+    if incident.status == "recorded":
+        # The same bytes every time: a second load is recognised as already imported.
+        report = loss_import.import_losses(
+            session, actor, DEMO_INCIDENT, io.BytesIO(loss_file_bytes(n_customers)), "demo-ledger.csv"
+        )
+        if not report.ok:
+            raise RuntimeError(f"demo loss file rejected: {report.problems[:3]}")
     _ensure_funding(session, incident.id)
     _ensure_adequacy(session)
-    return [_ensure_login(session, *spec) for spec in DEMO_LOGINS]
+    logins = [_ensure_login(session, *spec) for spec in DEMO_LOGINS]
+    _ensure_claims(session)
+    _ensure_paying_account(session)
+    # A customer who has not activated yet: the code stands for the exchange's app or letter.
+    code = activation.issue_activation_code(session, actor, customer_ref(2))
+    logins.append(Login(customer_ref(2).lower(), "activation", code))
+    return logins
+
+
+#: Japanese banks' codes (real codes; the accounts are invented) and katakana holder names.
+_BANKS = (("0001", "001"), ("0005", "101"), ("0009", "201"), ("0010", "301"))
+_KANA = ("ｻﾄｳ ﾊﾙﾄ", "ｽｽﾞｷ ﾕｲ", "ﾀｶﾊｼ ｿｳﾀ", "ﾀﾅｶ ﾋﾅ", "ｲﾄｳ ﾕｳﾄ", "ﾜﾀﾅﾍﾞ ﾒｲ", "ﾔﾏﾓﾄ ﾘｸ", "ﾅｶﾑﾗ ｱｵｲ")
+
+
+def _ensure_claims(session: Session) -> None:
+    """Claims in every state a reviewer meets: most customers accepted with an approved
+    account (and approved in bulk), some disputed, some above the four-eyes threshold waiting
+    for approvers, a few still open, and the demo customer's own claim open to try the portal.
+    Customers' moves are recorded as made by the demo loader on their behalf."""
+    incident = incidents.get_incident(session, SYSTEM_ACTOR, DEMO_INCIDENT)
+    if incident.status == "recorded":
+        claims_service.open_claims(session, SYSTEM_ACTOR, DEMO_INCIDENT)
+    rows = session.execute(select(Claim.id, Claim.customer_id, Customer.external_ref, Claim.status, Claim.total_jpy)
+                           .join(Customer, Customer.id == Claim.customer_id)
+                           .where(Claim.incident_id == incident.id).order_by(Customer.external_ref)).all()
+    if any(r.status != "open" for r in rows):
+        return  # seeded before
+    loader = Actor("demo loader (on behalf of customers)", Role.ADMIN)
+    now = utcnow()
+    accepted, disputed = [], []
+    for index, row in enumerate(rows):
+        if row.external_ref == customer_ref(1) or index % 25 == 3:
+            continue  # left open
+        (disputed if index % 25 == 7 else accepted).append(row)
+    with transaction(session):
+        ids = [r.id for r in accepted]
+        for start in range(0, len(ids), 5000):
+            session.execute(update(Claim).where(Claim.id.in_(ids[start:start + 5000])).values(
+                status="accepted", accepted_at=now, updated_at=now, row_version=Claim.row_version + 1)
+                .execution_options(synchronize_session=False))
+        record_events(session, loader, (("claim.accepted", "claim", r.id, f"Customer accepted claim #{r.id} (demo)",
+                                         {"status": ["open", "accepted"], "version": 1}) for r in accepted))
+        destinations = []
+        for index, r in enumerate(accepted):
+            bank, branch = _BANKS[index % len(_BANKS)]
+            # Two accounts the sandbox bank will refuse, to show a payment needing attention.
+            number = "0000000" if index in (5, 400) else f"{(r.customer_id * 7919) % 10_000_000:07d}"
+            destinations.append(PayoutDestination(
+                customer_id=r.customer_id, bank_code=bank, branch_code=branch, account_type="ordinary",
+                account_number=number, holder_kana=_KANA[index % len(_KANA)], status="approved",
+                approvals_required=1, submitted_by_label="demo loader", submitted_at=now, decided_at=now))
+        session.add_all(destinations)
+        session.flush()
+        record_events(session, loader, (("destination.approved", "payout_destination", d.id,
+                                         f"Payout account for customer #{d.customer_id} approved (demo)",
+                                         {"status": [None, "approved"]}) for d in destinations))
+    for r in disputed[:12]:
+        customer = Actor(r.external_ref.lower(), Role.CUSTOMER,
+                         session.scalar(select(User.id).where(User.customer_id == r.customer_id)))
+        claim = session.get(Claim, r.id)
+        assert claim is not None
+        claims_service.dispute_claim(session, customer, r.id, claim.row_version,
+                                     reason="My ETH withdrawal shortly before the hack is missing from the"
+                                            " ledger (demo)", corrected={"ETH": "1.5"})
+    staff = _demo_actor(session, "staff@demo.payouts")
+    approver = _demo_actor(session, "approver@demo.payouts")
+    policy = FourEyesPolicy(DEMO_FOUR_EYES_THRESHOLD)
+    claims_service.bulk_approve(session, staff, DEMO_INCIDENT, policy)
+    # Above the threshold: two people approve. Leave some for the demo's approvers to finish.
+    large = session.scalars(select(Claim).where(Claim.incident_id == incident.id, Claim.status == "accepted")
+                            .order_by(Claim.id)).all()
+    for index, claim in enumerate(large):
+        claims_service.approve_claim(session, staff, claim.id, claim.row_version, policy)
+        if index % 4:
+            claims_service.approve_claim(session, approver, claim.id, claim.row_version, policy)
+
+
+#: The demo runs with the default four-eyes threshold (PAYOUTS_FOUR_EYES_THRESHOLD_JPY).
+DEMO_FOUR_EYES_THRESHOLD = 1_000_000
+
+
+def _demo_actor(session: Session, username: str) -> Actor:
+    user = session.scalar(select(User).where(User.username == username))
+    assert user is not None
+    return Actor(user.username, Role(user.role), user.id)
+
+
+def _ensure_paying_account(session: Session) -> None:
+    """The exchange's (invented) reserve account, for Zengin transfer files."""
+    if session.scalar(select(PayingAccount.id).where(PayingAccount.purpose == "reserve")) is None:
+        zengin_files.set_paying_account(session, SYSTEM_ACTOR, purpose="reserve", company_code="1234567890",
+                                        company_name="ﾃﾞﾓｺｳｶﾝｼﾞｮ", bank_code="0005", bank_name="ﾐﾂﾋﾞｼﾕｰｴﾌｼﾞｪｲ",
+                                        branch_code="001", branch_name="ﾎﾝﾃﾝ", account_type="current",
+                                        account_number="7654321")
 
 
 #: Illustrative rule parameters (docs/reserve-rule.md explains each choice).

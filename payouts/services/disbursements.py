@@ -1,38 +1,598 @@
 """Disbursements: payment instructions from committed runs, paid through a rail by jobs.
 
 Instructions are created in the transaction that commits a run (or records an insurer's
-payment), one per customer, source and destination, each with its own idempotency key. Work is
-enqueued only after commit, and a sweeper re-enqueues whatever the database says is pending,
-so a lost job or a flushed Redis delays a payment but never loses it; the rail honours the
-idempotency key, so a repeated job never pays twice.
+payment, or shares later money), one per customer, source and destination, each with its own
+idempotency key. Work is enqueued only after commit, and a sweeper re-enqueues whatever the
+database says is due, so a lost job or a flushed Redis delays a payment but never loses it.
+
+A job pays one batch in three steps: mark its payments "submitting" and commit; call the rail
+outside any transaction; record the results. A worker killed between the first and the last
+step leaves payments "submitting"; the next attempt sends them again with the same key, and
+the bank (the rail) answers with the payment it already made instead of making another.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from payouts.audit.log import record_events
-from payouts.db.models import Disbursement, PayoutDestination
+from payouts.audit.log import record_event, record_events
+from payouts.db.bulk import bulk_insert
+from payouts.db.models import (
+    AllocationLine,
+    AllocationRun,
+    AllocationSource,
+    Claim,
+    Customer,
+    Disbursement,
+    DisbursementBatch,
+    Incident,
+    InsuranceLayer,
+    InsuranceReceivable,
+    Notice,
+    PayoutDestination,
+    ReserveEntry,
+)
+from payouts.db.session import transaction
 from payouts.db.types import utcnow
-from payouts.domain.disbursements import DisbursementStatus, idempotency_key
-from payouts.domain.roles import Actor
+from payouts.domain.bank_accounts import BankAccount
+from payouts.domain.claims import ClaimStatus
+from payouts.domain.disbursements import (
+    PERMANENT_REASONS,
+    DisbursementStatus,
+    after_failure,
+    retry_delay_seconds,
+)
+from payouts.domain.errors import ConflictError, NotFoundError, TransitionError, ValidationError
+from payouts.domain.money import check_yen
+from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor
+from payouts.rails.base import Outcome, PaymentOrder, Rail, RailResult, RailTimeout
+from payouts.services.access import require_role
+from payouts.services.incidents import find_incident
+
+Dispatch = Callable[..., None]
+PAY_BATCH_JOB = "payouts.jobs.disbursements.pay_batch"
+RESERVE = "reserve"
+RECOVERY = "recovery"
+S = DisbursementStatus
+#: Statuses whose money has not reached the customer and is not being worked on by staff.
+IN_FLIGHT = (S.HELD.value, S.PENDING.value, S.SUBMITTING.value, S.SUBMITTED.value, S.RETRYING.value)
+WORKABLE = (S.PENDING.value, S.SUBMITTING.value, S.RETRYING.value)
+
+
+def payment_key(run_id: int, customer_id: int, source_id: str, destination_id: int | None) -> str:
+    """One key per customer, source and destination of a run: a new destination is a new
+    payment with a new key; the same payment always carries the same key to the bank."""
+    return f"pay-{run_id}-{customer_id}-{source_id}-{destination_id or 0}"
+
+
+# --- creating instructions -------------------------------------------------------------------
+
+
+def create_instructions(session: Session, actor: Actor, run: AllocationRun, source_ids: Iterable[str],
+                        batch_size: int) -> list[int]:
+    """Instructions for the parts of ``run`` paid by ``source_ids``, inside the caller's
+    transaction; customers without an approved destination are held. Returns new batch ids,
+    to be dispatched once the caller has committed."""
+    sources = {s.source_id: s.draw_order for s in session.scalars(
+        select(AllocationSource).where(AllocationSource.run_id == run.id))}
+    wanted = [(source, sources[source]) for source in source_ids if source in sources]
+    if not wanted:
+        return []
+    destinations = dict(session.execute(
+        select(PayoutDestination.customer_id, PayoutDestination.id)
+        .join(AllocationLine, (AllocationLine.customer_id == PayoutDestination.customer_id)
+              & (AllocationLine.run_id == run.id))
+        .where(PayoutDestination.status == "approved")).all())
+    now = utcnow()
+    stamp = now if session.get_bind().dialect.name == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    counts = {"pending": 0, "held": 0, "amount": 0}
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        lines = session.execute(
+            select(AllocationLine.customer_id, AllocationLine.by_source)
+            .where(AllocationLine.run_id == run.id, AllocationLine.payout_jpy > 0)
+            .order_by(AllocationLine.customer_id).execution_options(yield_per=50_000))
+        for customer_id, by_source in lines:
+            parts = json.loads(by_source)
+            destination = destinations.get(customer_id)
+            status = S.PENDING.value if destination else S.HELD.value
+            for source, index in wanted:
+                amount = int(parts[index])
+                if amount <= 0:
+                    continue
+                counts["pending" if destination else "held"] += 1
+                counts["amount"] += amount
+                yield (run.incident_id, run.id, customer_id, source, amount, destination, status,
+                       payment_key(run.id, customer_id, source, destination), 0, "", stamp, stamp)
+
+    bulk_insert(session, Disbursement.__tablename__,
+                ("incident_id", "run_id", "customer_id", "source_id", "amount_jpy", "destination_id", "status",
+                 "idempotency_key", "attempts", "failure_reason", "created_at", "updated_at"), rows())
+    record_event(session, actor, "disbursements.instructed", "allocation_run", run.id,
+                 f"{counts['pending'] + counts['held']} payments instructed from run #{run.id}"
+                 f" ({', '.join(s for s, _i in wanted)}): ¥{counts['amount']:,}; {counts['held']} held"
+                 " until the customer's payout account is approved",
+                 {"sources": [s for s, _i in wanted], "pending": counts["pending"], "held": counts["held"],
+                  "amount_jpy": counts["amount"]})
+    return plan_batches(session, run.incident_id, batch_size)
+
+
+def plan_batches(session: Session, incident_id: int, batch_size: int, rail: str = "") -> list[int]:
+    """Group the incident's pending payments that have no batch into batches of ``batch_size``
+    (one job each: one job per payment is too slow at a million customers)."""
+    ids = list(session.scalars(select(Disbursement.id).where(
+        Disbursement.incident_id == incident_id, Disbursement.status == S.PENDING.value,
+        Disbursement.batch_id.is_(None)).order_by(Disbursement.id)))
+    batch_ids = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        batch = DisbursementBatch(incident_id=incident_id, rail=rail, size=len(chunk), status="queued")
+        session.add(batch)
+        session.flush()
+        session.execute(update(Disbursement).where(
+            Disbursement.incident_id == incident_id, Disbursement.status == S.PENDING.value,
+            Disbursement.batch_id.is_(None), Disbursement.id.between(chunk[0], chunk[-1]))
+            .values(batch_id=batch.id).execution_options(synchronize_session=False))
+        batch_ids.append(batch.id)
+    return batch_ids
+
+
+def dispatch_batches(session: Session, dispatch: Dispatch | None, batch_ids: Iterable[int]) -> int:
+    """Enqueue batches (after the commit that created them); records when each was enqueued."""
+    ids = list(batch_ids)
+    if dispatch is None or not ids:
+        return 0
+    with transaction(session):
+        session.execute(update(DisbursementBatch).where(DisbursementBatch.id.in_(ids))
+                        .values(enqueued_at=utcnow()).execution_options(synchronize_session=False))
+    for batch_id in ids:
+        dispatch(PAY_BATCH_JOB, batch_id)
+    return len(ids)
 
 
 def destination_approved(session: Session, actor: Actor, destination: PayoutDestination) -> int:
     """A customer's newly approved account releases their held payments to it (inside the
-    caller's transaction). Returns how many were released."""
-    held = list(session.scalars(select(Disbursement.id).where(
+    caller's transaction; the sweeper batches and enqueues them). Returns how many."""
+    held = session.execute(select(Disbursement.id, Disbursement.run_id, Disbursement.source_id).where(
         Disbursement.customer_id == destination.customer_id,
-        Disbursement.status == DisbursementStatus.HELD.value).with_for_update()))
+        Disbursement.status == S.HELD.value).with_for_update()).all()
     now = utcnow()
-    for disbursement_id in held:
+    for disbursement_id, run_id, source_id in held:
         session.execute(update(Disbursement).where(Disbursement.id == disbursement_id).values(
-            status=DisbursementStatus.PENDING.value, destination_id=destination.id,
-            idempotency_key=idempotency_key(disbursement_id, destination.id), updated_at=now))
+            status=S.PENDING.value, destination_id=destination.id, batch_id=None, updated_at=now,
+            idempotency_key=payment_key(run_id, destination.customer_id, source_id, destination.id)))
     record_events(session, actor, (
         ("disbursement.released", "disbursement", i,
          f"Payment #{i} released to approved destination #{destination.id}",
-         {"status": [DisbursementStatus.HELD.value, DisbursementStatus.PENDING.value],
-          "destination_id": destination.id}) for i in held))
+         {"status": [S.HELD.value, S.PENDING.value], "destination_id": destination.id}) for i, _r, _s in held))
     return len(held)
+
+
+# --- insurers' payments ----------------------------------------------------------------------
+
+
+def record_insurer_payment(session: Session, actor: Actor, *, incident_ref: str, layer_code: str,
+                           amount_jpy: int, batch_size: int, dispatch: Dispatch | None = None) -> InsuranceReceivable:
+    """Record money an insurer paid on a layer of the incident's initial run. Once the layer's
+    whole share has arrived, its part of every customer's payout is instructed."""
+    require_role(actor, STAFF_WRITERS, "record insurers' payments")
+    check_yen(amount_jpy, "amount_jpy", positive=True)
+    with transaction(session):
+        incident = find_incident(session, incident_ref, lock=True)
+        receivable = session.scalar(
+            select(InsuranceReceivable).join(AllocationRun, AllocationRun.id == InsuranceReceivable.run_id)
+            .join(InsuranceLayer, InsuranceLayer.id == InsuranceReceivable.layer_id)
+            .where(AllocationRun.incident_id == incident.id, InsuranceLayer.code == layer_code)
+            .with_for_update())
+        if receivable is None:
+            raise NotFoundError(f"layer {layer_code!r} owes nothing for incident {incident.ref}")
+        outstanding = receivable.amount_jpy - receivable.received_jpy
+        if amount_jpy > outstanding:
+            raise ValidationError("amount_jpy", f"is more than the ¥{outstanding:,} still owed by layer {layer_code}")
+        before = receivable.received_jpy
+        receivable.received_jpy += amount_jpy
+        record_event(session, actor, "insurer.payment_recorded", "insurance_receivable", receivable.id,
+                     f"¥{amount_jpy:,} received from layer {layer_code} for {incident.ref}",
+                     {"received_jpy": [before, receivable.received_jpy], "amount_jpy": receivable.amount_jpy})
+        batches: list[int] = []
+        if receivable.received_jpy == receivable.amount_jpy:
+            run = session.get(AllocationRun, receivable.run_id)
+            assert run is not None
+            batches = create_instructions(session, actor, run, [layer_code], batch_size)
+    dispatch_batches(session, dispatch, batches)
+    return receivable
+
+
+# --- paying a batch (the job's work) -------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: int
+    attempted: int = 0
+    paid: int = 0
+    submitted: int = 0
+    retrying: int = 0
+    needs_attention: int = 0
+    timed_out: bool = False
+
+
+def process_batch(session: Session, actor: Actor, rail: Rail, batch_id: int, *,
+                  stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> BatchOutcome:
+    """Pay what is due in one batch. Safe to run twice, concurrently, or after a crash."""
+    outcome = BatchOutcome(batch_id)
+    now = utcnow()
+    with transaction(session):
+        batch = session.scalar(select(DisbursementBatch).where(DisbursementBatch.id == batch_id)
+                               .with_for_update(skip_locked=True))
+        if batch is None:
+            return outcome  # another worker holds it right now, or it does not exist
+        due = or_(Disbursement.status == S.PENDING.value,
+                  and_(Disbursement.status == S.RETRYING.value, Disbursement.next_attempt_at <= now),
+                  Disbursement.status == S.SUBMITTING.value)
+        rows = session.execute(
+            select(Disbursement.id, Disbursement.amount_jpy, Disbursement.idempotency_key, Disbursement.status,
+                   PayoutDestination.bank_code, PayoutDestination.branch_code, PayoutDestination.account_type,
+                   PayoutDestination.account_number, PayoutDestination.holder_kana)
+            .join(PayoutDestination, PayoutDestination.id == Disbursement.destination_id)
+            .where(Disbursement.batch_id == batch_id, due).order_by(Disbursement.id)
+            .with_for_update(of=Disbursement)).all()
+        if not rows:
+            _finish_if_done(session, batch, now)
+            return outcome
+        ids = [r.id for r in rows]
+        session.execute(update(Disbursement).where(Disbursement.id.in_(ids)).values(
+            status=S.SUBMITTING.value, attempts=Disbursement.attempts + 1, updated_at=now, rail=rail.name)
+            .execution_options(synchronize_session=False))
+        batch.status = "running"
+        batch.started_at = batch.started_at or now
+        batch.rail = rail.name
+        record_event(session, actor, "disbursement_batch.submitting", "disbursement_batch", batch_id,
+                     f"{len(ids)} payments of batch #{batch_id} sent to {rail.name}",
+                     {"disbursements": ids, "resent_after_interruption":
+                      [r.id for r in rows if r.status == S.SUBMITTING.value]})
+    orders = [PaymentOrder(r.idempotency_key, r.amount_jpy, BankAccount(
+        r.bank_code, r.branch_code, r.account_type, r.account_number, r.holder_kana)) for r in rows]
+    outcome.attempted = len(orders)
+    try:
+        results: list[RailResult] | None = rail.pay(orders)
+    except RailTimeout:
+        results = None  # the bank may or may not have them: the next attempt resends the same keys
+        outcome.timed_out = True
+    _record_results(session, actor, batch_id, ids, results, outcome)
+    return outcome
+
+
+def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int],
+                    results: list[RailResult] | None, outcome: BatchOutcome) -> None:
+    now = utcnow()
+    with transaction(session):
+        batch = session.scalar(select(DisbursementBatch).where(DisbursementBatch.id == batch_id).with_for_update())
+        assert batch is not None
+        # Only rows still "submitting" are ours to settle: a duplicate job may have settled some.
+        current = {r.id: r for r in session.execute(
+            select(Disbursement.id, Disbursement.attempts, Disbursement.idempotency_key, Disbursement.amount_jpy,
+                   Disbursement.source_id, Disbursement.customer_id, Disbursement.incident_id)
+            .where(Disbursement.id.in_(ids), Disbursement.status == S.SUBMITTING.value)
+            .with_for_update()).all()}
+        by_key = {r.idempotency_key: r for r in current.values()}
+        changes: list[dict[str, object]] = []
+        events = []
+        reserve_paid = 0
+        paid_customers: list[tuple[int, int, int]] = []
+        if results is None:
+            results = [RailResult(r.idempotency_key, Outcome.TRANSIENT, None, "timeout") for r in current.values()]
+        for result in results:
+            row = by_key.get(result.idempotency_key)
+            if row is None:
+                continue
+            change: dict[str, object] = {"b_id": row.id, "b_status": None, "b_reference": result.reference,
+                                         "b_reason": "", "b_next": None, "b_paid_at": None}
+            if result.outcome is Outcome.PAID:
+                change.update(b_status=S.PAID.value, b_paid_at=now)
+                outcome.paid += 1
+                if row.source_id == RESERVE:
+                    reserve_paid += row.amount_jpy
+                paid_customers.append((row.incident_id, row.customer_id, row.amount_jpy))
+            elif result.outcome is Outcome.SUBMITTED:
+                change.update(b_status=S.SUBMITTED.value)
+                outcome.submitted += 1
+            else:
+                permanent = result.outcome is Outcome.REJECTED
+                status = after_failure(row.attempts, permanent)
+                reason = PERMANENT_REASONS.get(result.reason, result.reason) if permanent else result.reason
+                change.update(b_status=status.value, b_reason=(reason or "")[:300])
+                if status is S.RETRYING:
+                    change["b_next"] = now + dt.timedelta(seconds=retry_delay_seconds(row.attempts, row.idempotency_key))
+                    outcome.retrying += 1
+                else:
+                    outcome.needs_attention += 1
+            changes.append(change)
+            events.append((f"disbursement.{_PAST[change['b_status']]}", "disbursement", row.id,
+                           f"Payment #{row.id} of ¥{row.amount_jpy:,}: {change['b_status']}"
+                           + (f" ({change['b_reason']})" if change["b_reason"] else ""),
+                           {"status": [S.SUBMITTING.value, change["b_status"]], "attempt": row.attempts,
+                            "rail_reference": result.reference}))
+        if changes:
+            table = Disbursement.__table__
+            session.execute(
+                table.update().where(table.c.id == bindparam("b_id")).where(table.c.status == S.SUBMITTING.value)
+                .values(status=bindparam("b_status"), rail_reference=bindparam("b_reference"),
+                        failure_reason=bindparam("b_reason"), next_attempt_at=bindparam("b_next"),
+                        paid_at=bindparam("b_paid_at"), updated_at=now), changes)
+            record_events(session, actor, events)
+        if reserve_paid:
+            session.add(ReserveEntry(kind="payment", amount_jpy=reserve_paid, incident_id=batch.incident_id,
+                                     created_by_label=actor.label, memo=f"Payments of batch #{batch_id}"))
+        _settle_customers(session, actor, paid_customers, now)
+        _notify_failures(session, [c for c in changes if c["b_status"] == S.NEEDS_ATTENTION.value], current, now)
+        _finish_if_done(session, batch, now)
+
+
+_PAST = {S.PAID.value: "paid", S.SUBMITTED.value: "submitted", S.RETRYING.value: "retry_scheduled",
+         S.NEEDS_ATTENTION.value: "needs_attention"}
+
+
+def _settle_customers(session: Session, actor: Actor, paid: list[tuple[int, int, int]], now: dt.datetime) -> None:
+    """Notices for payments made, and claims marked paid once everything allocated to the
+    customer has been paid (the insurers' parts may come later than the reserve's)."""
+    if not paid:
+        return
+    from payouts.services.claims import mark_claims_paid
+
+    session.execute(Notice.__table__.insert(), [
+        {"customer_id": c, "claim_id": None, "kind": "payment.sent", "params": json.dumps({"amount_jpy": a}),
+         "created_at": now} for _i, c, a in paid])
+    by_incident: dict[int, set[int]] = defaultdict(set)
+    for incident_id, customer_id, _a in paid:
+        by_incident[incident_id].add(customer_id)
+    for incident_id, customers in by_incident.items():
+        ids = sorted(customers)
+        allocated = dict(session.execute(
+            select(AllocationLine.customer_id, func.sum(AllocationLine.payout_jpy))
+            .join(AllocationRun, AllocationRun.id == AllocationLine.run_id)
+            .where(AllocationRun.incident_id == incident_id, AllocationLine.customer_id.in_(ids))
+            .group_by(AllocationLine.customer_id)).all())
+        paid_so_far = dict(session.execute(
+            select(Disbursement.customer_id, func.sum(Disbursement.amount_jpy))
+            .where(Disbursement.incident_id == incident_id, Disbursement.customer_id.in_(ids),
+                   Disbursement.status == S.PAID.value)
+            .group_by(Disbursement.customer_id)).all())
+        done = [c for c in ids if allocated.get(c) and int(paid_so_far.get(c, 0)) == int(allocated[c])]
+        if done:
+            claim_ids = session.scalars(select(Claim.id).where(
+                Claim.incident_id == incident_id, Claim.customer_id.in_(done),
+                Claim.status == ClaimStatus.APPROVED.value))
+            mark_claims_paid(session, actor, list(claim_ids))
+
+
+def _notify_failures(session: Session, failed: list[dict[str, object]], rows: dict, now: dt.datetime) -> None:
+    if failed:
+        session.execute(Notice.__table__.insert(), [
+            {"customer_id": rows[c["b_id"]].customer_id, "claim_id": None, "kind": "payment.failed",
+             "params": json.dumps({"reason": c["b_reason"]}), "created_at": now} for c in failed])
+
+
+def _finish_if_done(session: Session, batch: DisbursementBatch, now: dt.datetime) -> None:
+    open_rows = session.scalar(select(func.count()).select_from(Disbursement).where(
+        Disbursement.batch_id == batch.id, Disbursement.status.in_(WORKABLE)))
+    if not open_rows and batch.status != "done":
+        batch.status = "done"
+        batch.finished_at = now
+
+
+# --- the sweeper ---------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    planned: list[int] = field(default_factory=list)
+    dispatched: int = 0
+
+
+def sweep(session: Session, actor: Actor, dispatch: Dispatch | None, *, batch_size: int,
+          stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> SweepReport:
+    """Re-enqueue what the database says is due: unbatched pending payments (newly released),
+    batches not enqueued lately that still have pending payments (a lost job, a flushed
+    Redis), retries whose time has come, and payments left "submitting" by a dead worker."""
+    report = SweepReport()
+    now = utcnow()
+    with transaction(session):
+        incidents = session.scalars(select(Disbursement.incident_id).where(
+            Disbursement.status == S.PENDING.value, Disbursement.batch_id.is_(None)).distinct())
+        for incident_id in list(incidents):
+            report.planned += plan_batches(session, incident_id, batch_size)
+        stale = now - stale_after
+        due = session.scalars(
+            select(Disbursement.batch_id).join(DisbursementBatch, DisbursementBatch.id == Disbursement.batch_id)
+            .where(or_(
+                and_(Disbursement.status == S.PENDING.value,
+                     or_(DisbursementBatch.enqueued_at.is_(None), DisbursementBatch.enqueued_at <= stale)),
+                and_(Disbursement.status == S.RETRYING.value, Disbursement.next_attempt_at <= now),
+                and_(Disbursement.status == S.SUBMITTING.value, Disbursement.updated_at <= stale)))
+            .distinct())
+        batch_ids = sorted(set(due) | set(report.planned))
+    report.dispatched = dispatch_batches(session, dispatch, batch_ids)
+    return report
+
+
+# --- staff actions --------------------------------------------------------------------------
+
+
+def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch_size: int,
+                  dispatch: Dispatch | None = None) -> Disbursement:
+    """Send a payment that needs attention again, to the customer's approved account. A bank
+    rejection is final for that account: it is retried only once the account has changed
+    (a destination change needs two people), never into the account that refused it."""
+    require_role(actor, STAFF_WRITERS, "retry payments")
+    with transaction(session):
+        row = session.scalar(select(Disbursement).where(Disbursement.id == disbursement_id).with_for_update())
+        if row is None:
+            raise NotFoundError(f"no payment #{disbursement_id}")
+        if row.status != S.NEEDS_ATTENTION.value:
+            raise TransitionError(f"payment #{row.id} is {row.status}; only a payment that needs attention is retried")
+        destination = session.scalar(select(PayoutDestination).where(
+            PayoutDestination.customer_id == row.customer_id, PayoutDestination.status == "approved"))
+        if destination is None:
+            raise ConflictError("the customer has no approved payout account: enter one and have it approved first")
+        if destination.id == row.destination_id and _was_rejected(row):
+            raise ConflictError("the bank rejected this account; fix the payout account (two people approve"
+                                " the change) before retrying")
+        before = (row.status, row.destination_id)
+        row.status = S.PENDING.value
+        row.destination_id = destination.id
+        row.idempotency_key = payment_key(row.run_id, row.customer_id, row.source_id, destination.id)
+        row.batch_id = None
+        row.failure_reason = ""
+        row.next_attempt_at = None
+        row.updated_at = utcnow()
+        session.flush()
+        record_event(session, actor, "disbursement.retried", "disbursement", row.id,
+                     f"{actor.label} sent payment #{row.id} again to destination #{destination.id}",
+                     {"status": [before[0], S.PENDING.value], "destination_id": [before[1], destination.id]})
+        batches = plan_batches(session, row.incident_id, batch_size)
+    dispatch_batches(session, dispatch, batches)
+    return row
+
+
+def _was_rejected(row: Disbursement) -> bool:
+    """A bank's rejection (recorded against the key) rather than a run of transient failures."""
+    return row.failure_reason in PERMANENT_REASONS.values() or row.failure_reason in PERMANENT_REASONS
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusTotal:
+    status: str
+    count: int
+    amount_jpy: int
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    source_id: str
+    allocated_jpy: int
+    awaiting_funds_jpy: int
+    instructed_jpy: int
+
+    @property
+    def difference_jpy(self) -> int:
+        return self.allocated_jpy - self.awaiting_funds_jpy - self.instructed_jpy
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    incident: Incident
+    sources: list[SourceLine]
+    by_status: list[StatusTotal]
+    instructed_jpy: int
+    paid_jpy: int
+    pending_jpy: int
+    failed_jpy: int
+    cancelled_jpy: int
+
+    @property
+    def status_difference_jpy(self) -> int:
+        return self.instructed_jpy - self.paid_jpy - self.pending_jpy - self.failed_jpy - self.cancelled_jpy
+
+    @property
+    def balanced(self) -> bool:
+        return self.status_difference_jpy == 0 and all(s.difference_jpy == 0 for s in self.sources)
+
+
+def reconcile(session: Session, actor: Actor, incident_ref: str) -> Reconciliation:
+    """Instructions against allocations, by source, and instructions by outcome, to the yen.
+
+    allocated = awaiting an insurer's payment + instructed, for every source; and
+    instructed = paid + pending + failed (+ cancelled). Any difference is a finding."""
+    require_role(actor, BACK_OFFICE_READERS, "read the reconciliation")
+    incident = find_incident(session, incident_ref)
+    allocated = dict(session.execute(
+        select(AllocationSource.source_id, func.sum(AllocationSource.used_jpy))
+        .join(AllocationRun, AllocationRun.id == AllocationSource.run_id)
+        .where(AllocationRun.incident_id == incident.id).group_by(AllocationSource.source_id)).all())
+    awaiting = dict(session.execute(
+        select(InsuranceLayer.code, func.sum(InsuranceReceivable.amount_jpy))
+        .join(InsuranceReceivable, InsuranceReceivable.layer_id == InsuranceLayer.id)
+        .join(AllocationRun, AllocationRun.id == InsuranceReceivable.run_id)
+        .where(AllocationRun.incident_id == incident.id,
+               InsuranceReceivable.received_jpy < InsuranceReceivable.amount_jpy)
+        .group_by(InsuranceLayer.code)).all())
+    instructed = dict(session.execute(
+        select(Disbursement.source_id, func.sum(Disbursement.amount_jpy))
+        .where(Disbursement.incident_id == incident.id).group_by(Disbursement.source_id)).all())
+    sources = [SourceLine(s, int(allocated.get(s) or 0), int(awaiting.get(s) or 0), int(instructed.get(s) or 0))
+               for s in sorted(set(allocated) | set(instructed), key=lambda s: (s != RESERVE, s))
+               if allocated.get(s) or instructed.get(s)]
+    by_status = [StatusTotal(status, int(n), int(a)) for status, n, a in session.execute(
+        select(Disbursement.status, func.count(), func.sum(Disbursement.amount_jpy))
+        .where(Disbursement.incident_id == incident.id).group_by(Disbursement.status)
+        .order_by(Disbursement.status))]
+    amount = {t.status: t.amount_jpy for t in by_status}
+    return Reconciliation(
+        incident, sources, by_status, sum(amount.values()), amount.get(S.PAID.value, 0),
+        sum(amount.get(s, 0) for s in IN_FLIGHT), amount.get(S.NEEDS_ATTENTION.value, 0),
+        amount.get(S.CANCELLED.value, 0))
+
+
+@dataclass(frozen=True)
+class Progress:
+    by_status: list[StatusTotal]
+    paid_last_minute: int
+    paid_last_hour: int
+    batches: list[tuple[DisbursementBatch, dict[str, int]]]
+    needs_attention: list[tuple[Disbursement, str]]
+
+
+def progress(session: Session, actor: Actor, incident_ref: str, *, batch_limit: int = 50,
+             failure_limit: int = 100) -> Progress:
+    """What staff watch while an incident is paid: totals by state, throughput, each batch's
+    progress, and the payments that need a person."""
+    require_role(actor, BACK_OFFICE_READERS, "read disbursements")
+    incident = find_incident(session, incident_ref)
+    now = utcnow()
+    by_status = [StatusTotal(status, int(n), int(a)) for status, n, a in session.execute(
+        select(Disbursement.status, func.count(), func.sum(Disbursement.amount_jpy))
+        .where(Disbursement.incident_id == incident.id).group_by(Disbursement.status).order_by(Disbursement.status))]
+
+    def paid_since(delta: dt.timedelta) -> int:
+        return int(session.scalar(select(func.count()).select_from(Disbursement).where(
+            Disbursement.incident_id == incident.id, Disbursement.status == S.PAID.value,
+            Disbursement.paid_at >= now - delta)) or 0)
+
+    batches = list(session.scalars(select(DisbursementBatch).where(DisbursementBatch.incident_id == incident.id)
+                                   .order_by(DisbursementBatch.id.desc()).limit(batch_limit)))
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    if batches:
+        for batch_id, status, n in session.execute(
+                select(Disbursement.batch_id, Disbursement.status, func.count())
+                .where(Disbursement.batch_id.in_([b.id for b in batches]))
+                .group_by(Disbursement.batch_id, Disbursement.status)):
+            counts[batch_id][status] = int(n)
+    failures = [(d, ref) for d, ref in session.execute(
+        select(Disbursement, Customer.external_ref).join(Customer, Customer.id == Disbursement.customer_id)
+        .where(Disbursement.incident_id == incident.id, Disbursement.status == S.NEEDS_ATTENTION.value)
+        .order_by(Disbursement.id).limit(failure_limit))]
+    return Progress(by_status, paid_since(dt.timedelta(minutes=1)), paid_since(dt.timedelta(hours=1)),
+                    [(b, counts.get(b.id, {})) for b in batches], failures)
+
+
+def customer_payments(session: Session, customer_id: int) -> list[Disbursement]:
+    """A customer's payments, newest first (the portal's payout statements)."""
+    return list(session.scalars(select(Disbursement).where(Disbursement.customer_id == customer_id)
+                                .order_by(Disbursement.id.desc())))
+
+
+def settle_paid(session: Session, actor: Actor, paid: list[tuple[int, int, int]], now: dt.datetime) -> None:
+    """After payments (incident, customer, yen) were recorded paid by another path (a bank's
+    Zengin result): notices, and claims marked paid once fully paid."""
+    _settle_customers(session, actor, paid, now)

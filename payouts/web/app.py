@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 from pathlib import Path
@@ -13,6 +15,7 @@ from flask_login import current_user
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from payouts.jobs.runtime import make_dispatch
 from payouts.config import Config, resource_dir
 from payouts.db.session import make_engine, make_session_factory
 from payouts.domain.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -39,6 +42,8 @@ class AppState:
     config: Config
     engine: Engine
     session_factory: sessionmaker[Session]
+    #: Enqueues jobs after a commit: RQ with Redis, inline (same process) without.
+    dispatch: Callable[..., None] | None = None
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -73,7 +78,9 @@ def create_app(config: Config | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)  # type: ignore[method-assign]
     app.request_class = SpoolingRequest
     engine = make_engine(config.database_url)
-    app.extensions["payouts"] = AppState(config, engine, make_session_factory(engine))
+    session_factory = make_session_factory(engine)
+    app.extensions["payouts"] = AppState(config, engine, session_factory, make_dispatch(
+        config, engine=engine, session_factory=session_factory))
 
     # Registered before CSRFProtect's own check, which parses the body.
     app.before_request(_body_limits)

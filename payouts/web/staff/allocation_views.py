@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import current_app, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from payouts.domain.errors import ConflictError, ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
@@ -83,7 +83,9 @@ def allocation_commit(ref: str):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         abort(400)
     try:
-        run = allocation.commit_allocation(db(), actor(), ref, expected_digest=form.digest.data)
+        state = current_app.extensions["payouts"]
+        run = allocation.commit_allocation(db(), actor(), ref, expected_digest=form.digest.data,
+                                           dispatch=state.dispatch, batch_size=state.config.disbursement_batch_size)
     except (ConflictError, ValidationError) as exc:
         flash(str(exc), "error")
         return redirect(url_for("staff.allocation_page", ref=ref))
@@ -97,8 +99,10 @@ def recovery_record(ref: str):  # type: ignore[no-untyped-def]
     form = RecoveryForm()
     if form.validate_on_submit():
         try:
+            state = current_app.extensions["payouts"]
             run = allocation.record_recovery(db(), actor(), incident_ref=ref, amount_jpy=form.amount_jpy.data,
-                                             source=form.source.data)
+                                             source=form.source.data, dispatch=state.dispatch,
+                                             batch_size=state.config.disbursement_batch_size)
         except ConflictError as exc:
             flash(str(exc), "error")
         except ValidationError as exc:
