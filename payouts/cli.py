@@ -18,6 +18,7 @@ from flask import current_app
 from flask.cli import FlaskGroup
 from sqlalchemy.orm import Session
 
+from payouts.domain.claims import ClaimStatus, FourEyesPolicy
 from payouts.domain.errors import DomainError, ValidationError
 from payouts.domain.roles import Actor, Role
 
@@ -364,6 +365,111 @@ def allocation_recover(incident: str, amount: int, source: str) -> None:
 
     run = _act(allocation.record_recovery, incident_ref=incident, amount_jpy=amount, source=source)
     click.echo(f"run #{run.id}: shared ¥{run.total_funded_jpy:,} over {run.customers:,} customers")
+
+
+# --- claims and customers -------------------------------------------------------------------
+@cli.group("claims")
+def claims_group() -> None:
+    """Open an incident's claims to customers, list them, approve the ones that match the ledger."""
+
+
+def _policy() -> FourEyesPolicy:
+    return FourEyesPolicy(current_app.extensions["payouts"].config.four_eyes_threshold_jpy)
+
+
+def _reviewer(session: Session, username: str | None) -> Actor:
+    """The named staff or approver login the CLI acts as (approvals belong to a person)."""
+    from sqlalchemy import select
+
+    from payouts.db.models import User
+
+    if not username:
+        _fail(ValidationError("--as", "approving claims is a decision by a named person: give --as USERNAME"
+                                      " (a staff or approver login)"))
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None or not user.active:
+        _fail(ValidationError("--as", f"no active login {username!r}"))
+    if user.role not in (Role.STAFF.value, Role.APPROVER.value):
+        _fail(ValidationError("--as", f"{user.username} is {user.role}; only staff or approver logins"
+                                      " approve claims"))
+    # The audit trail names the person; the request id says it came from the CLI, run by whom.
+    return Actor(label=user.username, role=Role(user.role), user_id=user.id,
+                 request_id=f"cli-{getpass.getuser()}"[:64])
+
+
+@claims_group.command("open")
+@click.argument("incident")
+def claims_open(incident: str) -> None:
+    """Open INCIDENT's claims: one per affected customer; prices and imports freeze."""
+    from payouts.services import claims
+
+    count = _act(claims.open_claims, incident)
+    click.echo(f"opened {count} claims for {incident}")
+
+
+@claims_group.command("list")
+@click.argument("incident")
+@click.option("--status", type=click.Choice([s.value for s in ClaimStatus]), default=None,
+              help="Only claims in this state.")
+def claims_list(incident: str, status: str | None) -> None:
+    """List INCIDENT's claims: id, customer, status, version, total yen, name."""
+    from payouts.services import claim_queue, incidents
+
+    operator = _operator()
+    with _session() as session:
+        try:
+            incidents.get_incident(session, operator, incident)
+            after, shown = None, 0
+            while True:
+                page = claim_queue.review_queue(session, operator, _policy(), which=claim_queue.QueueFilter.ALL,
+                                                incident_ref=incident, status=status, after=after, limit=1000)
+                for row in page.rows:
+                    c = row.claim
+                    click.echo(f"{c.id}\t{row.customer_ref}\t{c.status}\tv{c.version}\t{c.total_jpy}"
+                               f"\t{row.customer_name}")
+                    shown += 1
+                if page.next_cursor is None:
+                    break
+                after = page.next_cursor
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"{shown} claims", err=True)
+
+
+@claims_group.command("bulk-approve")
+@click.argument("incident")
+@click.option("--limit", type=click.IntRange(min=1, max=50_000), default=50_000, show_default=True,
+              help="Approve at most this many in one transaction.")
+@click.option("--as", "username", default=None, metavar="USERNAME",
+              help="The staff or approver login whose approval this is (required).")
+def claims_bulk_approve(incident: str, limit: int, username: str | None) -> None:
+    """Approve INCIDENT's accepted, never adjusted, never disputed claims at or below the
+    four-eyes threshold, as USERNAME. Claims above it stay for two people."""
+    from payouts.services import claims
+
+    with _session() as session:
+        reviewer = _reviewer(session, username)
+        try:
+            count = claims.bulk_approve(session, reviewer, incident, _policy(), limit=limit)
+        except DomainError as exc:
+            _fail(exc)
+    click.echo(f"approved {count} claims of {incident} as {reviewer.label}")
+
+
+@cli.group("customers")
+def customers_group() -> None:
+    """Customer logins."""
+
+
+@customers_group.command("activation-code")
+@click.argument("customer_ref")
+def customers_activation_code(customer_ref: str) -> None:
+    """Issue a one-time activation code for CUSTOMER_REF's login and print it (deliver it out of
+    band: the exchange's app or a letter). Earlier unused codes stop working."""
+    from payouts.services import activation
+
+    code = _act(activation.issue_activation_code, customer_ref)
+    click.echo(code)
 
 
 # --- users and demo -------------------------------------------------------------------------

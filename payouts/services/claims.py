@@ -471,7 +471,8 @@ def adjust_claim(session: Session, actor: Actor, claim_id: int, row_version: int
     reason = _reason(reason)
     with transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.ADJUST)
-        positions = parse_corrections(session, claim, amounts)
+        # A zero amount is no position: "0" must neither count as a change nor be stored.
+        positions = {a: m for a, m in parse_corrections(session, claim, amounts).items() if m}
         prices = _prices(session, claim.incident_id)
         _lines, total = _value(sorted(positions.items()), prices)
         before_positions = dict(claim_positions(session, claim))

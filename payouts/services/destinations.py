@@ -188,3 +188,54 @@ def pending_destinations(session: Session, actor: Actor, limit: int = 200) -> li
     require_role(actor, BACK_OFFICE_READERS, "read payout destinations")
     return list(session.scalars(select(PayoutDestination).where(PayoutDestination.status == "pending")
                                 .order_by(PayoutDestination.submitted_at).limit(limit)))
+
+
+# --- reading for the back office (added with the staff destination pages) ------------------
+
+
+@dataclass(frozen=True)
+class DestinationRow:
+    """A destination with what a reviewer needs beside it: whose it is and how far approved."""
+
+    destination: PayoutDestination
+    customer_ref: str
+    customer_name: str
+    approvals: int
+
+
+def _rows(session: Session, destinations: list[PayoutDestination]) -> list[DestinationRow]:
+    if not destinations:
+        return []
+    counts = {i: int(n) for i, n in session.execute(
+        select(DestinationApproval.destination_id, func.count())
+        .where(DestinationApproval.destination_id.in_([d.id for d in destinations]))
+        .group_by(DestinationApproval.destination_id))}
+    names = {i: (ref, name) for i, ref, name in session.execute(
+        select(Customer.id, Customer.external_ref, Customer.name)
+        .where(Customer.id.in_({d.customer_id for d in destinations})))}
+    return [DestinationRow(d, *names.get(d.customer_id, ("", "")), counts.get(d.id, 0)) for d in destinations]
+
+
+def pending_for_review(session: Session, actor: Actor, limit: int = 200) -> list[DestinationRow]:
+    """pending_destinations with each one's customer and approvals so far."""
+    return _rows(session, pending_destinations(session, actor, limit))
+
+
+def destination_rows_of(session: Session, actor: Actor, customer_id: int) -> list[DestinationRow]:
+    """Every destination of one customer, newest first, with approvals so far."""
+    require_role(actor, BACK_OFFICE_READERS, "read payout destinations")
+    return _rows(session, destinations_of(session, customer_id))
+
+
+def destination_row(session: Session, actor: Actor, destination_id: int) -> DestinationRow:
+    view = destination_for_staff(session, actor, destination_id)
+    return _rows(session, [view.destination])[0]
+
+
+def customer_by_ref(session: Session, actor: Actor, customer_ref: str) -> Customer:
+    """The customer with this exchange reference, for staff entering a payout account."""
+    require_role(actor, BACK_OFFICE_READERS, "read customers")
+    customer = session.scalar(select(Customer).where(Customer.external_ref == customer_ref))
+    if customer is None:
+        raise NotFoundError(f"no customer {customer_ref!r}")
+    return customer

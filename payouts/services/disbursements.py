@@ -450,6 +450,8 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
         row.destination_id = destination.id
         row.idempotency_key = payment_key(row.run_id, row.customer_id, row.source_id, destination.id)
         row.batch_id = None
+        # A new payment: it leaves in the next Zengin transfer file, not in the one that failed.
+        row.zengin_file_id = None
         row.failure_reason = ""
         row.next_attempt_at = None
         row.updated_at = utcnow()
@@ -458,6 +460,7 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
                      f"{actor.label} sent payment #{row.id} again to destination #{destination.id}",
                      {"status": [before[0], S.PENDING.value], "destination_id": [before[1], destination.id]})
         batches = plan_batches(session, row.incident_id, batch_size)
+        session.refresh(row, ["batch_id"])  # plan_batches set it in the database only
     dispatch_batches(session, dispatch, batches)
     return row
 

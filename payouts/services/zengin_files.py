@@ -42,9 +42,15 @@ def set_paying_account(session: Session, actor: Actor, *, purpose: str, company_
         raise ValidationError("account_type", f"must be one of {', '.join(ACCOUNT_TYPES)}")
     if not (account_number.isascii() and account_number.isdigit() and 1 <= len(account_number) <= 7):
         raise ValidationError("account_number", "must be 1 to 7 digits")
-    values = {"company_code": company_code, "company_name_kana": to_zengin_kana(company_name)[:40],
-              "bank_code": bank_code, "bank_name_kana": to_zengin_kana(bank_name)[:15],
-              "branch_code": branch_code, "branch_name_kana": to_zengin_kana(branch_name)[:15],
+    names = {}
+    for name, value, width in (("company_name", company_name, 40), ("bank_name", bank_name, 15),
+                               ("branch_name", branch_name, 15)):
+        names[name] = to_zengin_kana(value, field=name)[:width]
+        if not names[name]:
+            raise ValidationError(name, "is empty")
+    values = {"company_code": company_code, "company_name_kana": names["company_name"],
+              "bank_code": bank_code, "bank_name_kana": names["bank_name"],
+              "branch_code": branch_code, "branch_name_kana": names["branch_name"],
               "account_type": account_type, "account_number": account_number.zfill(7)}
     with transaction(session):
         account = session.scalar(select(PayingAccount).where(PayingAccount.purpose == purpose).with_for_update())

@@ -125,7 +125,7 @@ def _register_regulator_view_log(app: Flask) -> None:
 
 
 SMALL_BODY_BYTES = 2 * 1024 * 1024
-UPLOAD_ENDPOINTS = frozenset({"staff.import_upload", "staff.adequacy_upload"})
+UPLOAD_ENDPOINTS = frozenset({"staff.import_upload", "staff.adequacy_upload", "portal.claim_dispute"})
 
 
 def _body_limits() -> None:

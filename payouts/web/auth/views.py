@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -12,7 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from payouts.services import users
+from payouts.services import activation, users
 from payouts.web.access import public
 from payouts.web.context import db
 from payouts.web.extensions import limiter, login_manager
@@ -80,22 +81,98 @@ def login():  # type: ignore[no-untyped-def]
         if user is None:
             flash(_("Username or password is wrong."), "error")
             return render_template("auth/login.html", form=form), 401
-        lang = session.get("lang")
-        session.clear()  # a fresh session on login: nothing from before carries over
-        if lang:
-            session["lang"] = lang
+        _fresh_session()  # nothing from before carries over
+        if user.totp_secret:
+            # The password is right, but the login waits for the second factor.
+            session[PENDING_KEY] = {"user_id": user.id, "session_version": user.session_version,
+                                    "since": int(time.time())}
+            return redirect(url_for("auth.login_totp"))
         login_user(_load(f"{user.id}:{user.session_version}"))  # type: ignore[arg-type]
         return redirect(url_for("index"))
     return render_template("auth/login.html", form=form)
+
+
+def _fresh_session() -> None:
+    """A new session (Flask rotates the signed cookie): only the language choice survives."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
+PENDING_KEY = "totp_pending"
+#: How long a correct password waits for its second factor.
+PENDING_SECONDS = 5 * 60
+#: Wrong codes allowed for one correct password before the password is asked for again.
+MAX_CODE_TRIES = 5
+
+
+class TotpForm(FlaskForm):
+    code = StringField(_l("6-digit code from your authenticator app"),
+                       validators=[DataRequired(), Length(min=6, max=12)])
+
+
+def _pending() -> dict | None:
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    since = pending.get("since")
+    if not isinstance(since, int) or not 0 <= time.time() - since <= PENDING_SECONDS:
+        session.pop(PENDING_KEY, None)
+        return None
+    return pending
+
+
+def _pending_user_key() -> str:
+    # A bucket per account waiting for its code, whatever address the guesses come from.
+    pending = session.get(PENDING_KEY)
+    user_id = pending.get("user_id") if isinstance(pending, dict) else None
+    return f"totp-user:{user_id}"
+
+
+@bp.route("/login/totp", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_pending_user_key)
+def login_totp():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated:
+        return redirect(url_for("index"))
+    pending = _pending()
+    if pending is None:
+        flash(_("Sign in again: the second step takes at most 5 minutes."), "error")
+        return redirect(url_for("auth.login"))
+    form = TotpForm()
+    if form.validate_on_submit():
+        user_id = int(pending["user_id"])
+        if activation.verify_totp(db(), user_id, form.code.data or ""):
+            user = users.load_user(db(), user_id)
+            if user is None or user.session_version != pending.get("session_version"):
+                _fresh_session()
+                flash(_("Sign in again."), "error")
+                return redirect(url_for("auth.login"))
+            _fresh_session()
+            login_user(_load(f"{user.id}:{user.session_version}"))  # type: ignore[arg-type]
+            return redirect(url_for("index"))
+        tries = int(pending.get("tries", 0)) + 1
+        if tries >= MAX_CODE_TRIES:
+            _fresh_session()
+            flash(_("Too many wrong codes. Sign in again."), "error")
+            return redirect(url_for("auth.login"))
+        session[PENDING_KEY] = {**pending, "tries": tries}
+        form.code.errors = [*form.code.errors, _("That code is not right. Codes change every 30 seconds;"
+                                                 " type the one shown now.")]
+        return render_template("auth/login_totp.html", form=form), 401
+    return render_template("auth/login_totp.html", form=form), 422 if form.is_submitted() else 200
 
 
 @bp.post("/logout")
 @public
 def logout():  # type: ignore[no-untyped-def]
     logout_user()
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    _fresh_session()
     flash(_("You have been logged out."), "info")
     return redirect(url_for("auth.login"))
+
+
+# Activation and sign-in security register their routes on this blueprint.
+from payouts.web.auth import account_views  # noqa: E402,F401
