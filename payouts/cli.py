@@ -351,7 +351,9 @@ def allocation_commit(incident: str, digest: str | None) -> None:
     """Commit INCIDENT's allocation run."""
     from payouts.services import allocation
 
-    run = _act(allocation.commit_allocation, incident, expected_digest=digest)
+    state = current_app.extensions["payouts"]
+    run = _act(allocation.commit_allocation, incident, expected_digest=digest, dispatch=state.dispatch,
+               batch_size=state.config.disbursement_batch_size)
     click.echo(f"run #{run.id}: funded ¥{run.total_funded_jpy:,}, shortfall ¥{run.shortfall_jpy:,}")
 
 
@@ -363,7 +365,9 @@ def allocation_recover(incident: str, amount: int, source: str) -> None:
     """Share AMOUNT yen that arrived later over INCIDENT's unpaid balances."""
     from payouts.services import allocation
 
-    run = _act(allocation.record_recovery, incident_ref=incident, amount_jpy=amount, source=source)
+    state = current_app.extensions["payouts"]
+    run = _act(allocation.record_recovery, incident_ref=incident, amount_jpy=amount, source=source,
+               dispatch=state.dispatch, batch_size=state.config.disbursement_batch_size)
     click.echo(f"run #{run.id}: shared ¥{run.total_funded_jpy:,} over {run.customers:,} customers")
 
 
@@ -470,6 +474,103 @@ def customers_activation_code(customer_ref: str) -> None:
 
     code = _act(activation.issue_activation_code, customer_ref)
     click.echo(code)
+
+
+# --- disbursements ---------------------------------------------------------------------------
+@cli.group("disbursements")
+def disbursements_group() -> None:
+    """Payments: sweep what is due, follow progress, reconcile, retry."""
+
+
+@disbursements_group.command("sweep")
+@click.option("--every", type=click.IntRange(min=1), default=None,
+              help="Keep sweeping every N seconds (a long-running sweeper) instead of once.")
+@click.option("--stale-after", type=click.IntRange(min=0), default=120, show_default=True,
+              help="Seconds after which an enqueued batch or an unfinished payment is enqueued again.")
+def disbursements_sweep(every: int | None, stale_after: int) -> None:
+    """Re-enqueue the payments the database says are due (lost jobs, flushed Redis, retries)."""
+    import time
+
+    from payouts.services import disbursements
+
+    state = current_app.extensions["payouts"]
+    while True:
+        report = _act(disbursements.sweep, state.dispatch, batch_size=state.config.disbursement_batch_size,
+                      stale_after=dt.timedelta(seconds=stale_after))
+        click.echo(f"{utc_stamp()} planned {len(report.planned)} new batches, enqueued {report.dispatched}")
+        if every is None:
+            return
+        time.sleep(every)
+
+
+def utc_stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@disbursements_group.command("status")
+@click.argument("incident")
+def disbursements_status(incident: str) -> None:
+    """Payments of INCIDENT by state, throughput, and those needing attention."""
+    from payouts.services import disbursements
+
+    progress = _act(disbursements.progress, incident)
+    for total in progress.by_status:
+        click.echo(f"{total.status:<16} {total.count:>10,}  ¥{total.amount_jpy:,}")
+    click.echo(f"paid in the last minute: {progress.paid_last_minute:,}; last hour: {progress.paid_last_hour:,}")
+    for payment, ref in progress.needs_attention:
+        click.echo(f"needs attention: #{payment.id} {ref} ¥{payment.amount_jpy:,} {payment.failure_reason}")
+
+
+@disbursements_group.command("reconcile")
+@click.argument("incident")
+def disbursements_reconcile(incident: str) -> None:
+    """Instructions against allocations by source, and by outcome, to the yen; exit 1 on any difference."""
+    from payouts.services import disbursements
+
+    rec = _act(disbursements.reconcile, incident)
+    click.echo(f"{'source':<12} {'allocated':>18} {'awaiting funds':>18} {'instructed':>18} {'difference':>14}")
+    for line in rec.sources:
+        click.echo(f"{line.source_id:<12} {line.allocated_jpy:>18,} {line.awaiting_funds_jpy:>18,}"
+                   f" {line.instructed_jpy:>18,} {line.difference_jpy:>14,}")
+    click.echo(f"instructed ¥{rec.instructed_jpy:,} = paid ¥{rec.paid_jpy:,} + pending ¥{rec.pending_jpy:,}"
+               f" + failed ¥{rec.failed_jpy:,} + cancelled ¥{rec.cancelled_jpy:,}"
+               f" (difference ¥{rec.status_difference_jpy:,})")
+    if not rec.balanced:
+        click.echo("DIFFERENCE FOUND", err=True)
+        sys.exit(1)
+    click.echo("reconciled to the yen")
+
+
+@disbursements_group.command("retry")
+@click.argument("disbursement_id", type=int)
+def disbursements_retry(disbursement_id: int) -> None:
+    """Send a payment that needs attention again, to the customer's approved account."""
+    from payouts.services import disbursements
+
+    state = current_app.extensions["payouts"]
+    row = _act(disbursements.retry_payment, disbursement_id, batch_size=state.config.disbursement_batch_size,
+               dispatch=state.dispatch)
+    click.echo(f"payment #{row.id} is {row.status}")
+
+
+@cli.group("insurers")
+def insurers_group() -> None:
+    """Insurers' payments on committed allocations."""
+
+
+@insurers_group.command("pay")
+@click.argument("incident")
+@click.argument("layer")
+@click.argument("amount", type=click.IntRange(min=1))
+def insurers_pay(incident: str, layer: str, amount: int) -> None:
+    """Record AMOUNT yen received from LAYER for INCIDENT; once the layer's share is in full, its
+    part of every payout is instructed."""
+    from payouts.services import disbursements
+
+    state = current_app.extensions["payouts"]
+    receivable = _act(disbursements.record_insurer_payment, incident_ref=incident, layer_code=layer,
+                      amount_jpy=amount, batch_size=state.config.disbursement_batch_size, dispatch=state.dispatch)
+    click.echo(f"layer {layer}: received ¥{receivable.received_jpy:,} of ¥{receivable.amount_jpy:,}")
 
 
 # --- users and demo -------------------------------------------------------------------------
