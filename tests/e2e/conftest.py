@@ -16,6 +16,7 @@ import io
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,16 +75,38 @@ class LiveServer:
     base_url: str
     #: role (or "customer") -> (username, password)
     accounts: dict[Role, tuple[str, str]] = field(default_factory=dict)
+    #: The server's own session factory: for setup through the services (same database).
+    session_factory: Callable[[], Any] | None = None
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    @contextmanager
+    def db(self) -> Iterator[Any]:
+        """A database session on the server's database, closed afterwards (setup and checks only:
+        what a user does goes through the browser)."""
+        assert self.session_factory is not None
+        session = self.session_factory()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def add_login(self, role: Role, username: str, *, customer_ref: str | None = None) -> tuple[str, str]:
+        """One more login (e.g. a second member of staff for four-eyes): (username, password)."""
+        password = secrets.token_urlsafe(16)
+        with self.db() as session:
+            users.create_user(session, SYSTEM_ACTOR, username=username, display_name=f"E2E {username}",
+                              role=role, password=password, customer_ref=customer_ref)
+        return username.strip().lower(), password
 
 
 @pytest.fixture
 def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     from payouts.web.app import create_app
 
-    app = create_app(make_config(db_url, tmp_path))
+    # Evidence files customers upload stay in the test's directory, not the checkout's instance/.
+    app = create_app(make_config(db_url, tmp_path, evidence_dir=str(tmp_path / "evidence")))
     state = app.extensions["payouts"]
     session = state.session_factory()
     try:
@@ -94,7 +117,7 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(f"http://127.0.0.1:{server.server_port}", accounts)
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", accounts, state.session_factory)
     finally:
         server.shutdown()
         thread.join(timeout=10)

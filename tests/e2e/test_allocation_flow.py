@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from payouts.domain.roles import Role
+from tests.conftest import STAFF
 from tests.e2e.conftest import SEED_REF, LiveServer, screenshot
 from tests.e2e.test_staff_and_portal import fact, log_in
+from tests.helpers import approve_all_claims
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +24,11 @@ except ImportError:  # the fixtures skip (or fail in CI) with the reason
 def test_staff_funds_the_reserve_previews_and_commits_an_allocation(
     open_browser: Any, live_server: LiveServer
 ) -> None:
+    # Allocation pays approved claims only; accepting and approving them have walks of their own
+    # (test_claims_flow.py), so here both claims are opened and approved directly.
+    with live_server.db() as session:
+        assert approve_all_claims(session, STAFF, SEED_REF) == 2
+
     page = open_browser(locale="en-GB")
     page.goto("/lang/en?next=/login")
     log_in(page, live_server, Role.STAFF)
