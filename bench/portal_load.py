@@ -102,8 +102,15 @@ class Client:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            # The server closed an idle keep-alive connection: open a new one, as a browser would.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
         data = response.read().decode("utf-8", "replace")
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
@@ -188,7 +195,7 @@ def main() -> None:
         env.pop("PAYOUTS_REDIS_URL", None)
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--threads", str(args.threads),
-             "--bind", f"127.0.0.1:{args.port}", "--log-level", "warning", "bench.portal_load:create()"],
+             "--bind", f"127.0.0.1:{args.port}", "--keep-alive", "30", "--log-level", "warning", "bench.portal_load:create()"],
             cwd=ROOT, env=env, start_new_session=True)
         deadline = time.time() + 60
         while True:
