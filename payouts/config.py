@@ -82,6 +82,8 @@ class Config:
     sandbox_latency_ms: int = 0
     sandbox_transient_per_mille: int = 0
     sandbox_rejection_per_mille: int = 0
+    #: ... and how often the bank takes a batch but its answer is lost (a timeout), per thousand.
+    sandbox_timeout_after_accept_per_mille: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Config":
@@ -106,6 +108,7 @@ class Config:
             "sandbox_latency_ms": _int_env("PAYOUTS_SANDBOX_LATENCY_MS", 0),
             "sandbox_transient_per_mille": _int_env("PAYOUTS_SANDBOX_TRANSIENT_PER_MILLE", 0),
             "sandbox_rejection_per_mille": _int_env("PAYOUTS_SANDBOX_REJECTION_PER_MILLE", 0),
+            "sandbox_timeout_after_accept_per_mille": _int_env("PAYOUTS_SANDBOX_TIMEOUT_AFTER_ACCEPT_PER_MILLE", 0),
             "secure_cookies": os.environ.get("PAYOUTS_SECURE_COOKIES", "1" if env == "production" else "0")
             == "1",
         }

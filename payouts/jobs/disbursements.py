@@ -27,7 +27,8 @@ def make_rail(config: Config, engine) -> Rail:  # type: ignore[no-untyped-def]
 
     return SandboxRail(engine, latency_ms=config.sandbox_latency_ms,
                        transient_failure_rate=Fraction(config.sandbox_transient_per_mille, 1000),
-                       rejection_rate=Fraction(config.sandbox_rejection_per_mille, 1000))
+                       rejection_rate=Fraction(config.sandbox_rejection_per_mille, 1000),
+                       timeout_after_accept_rate=Fraction(config.sandbox_timeout_after_accept_per_mille, 1000))
 
 
 def pay_batch(batch_id: int) -> dict[str, int]:

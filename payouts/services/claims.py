@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -159,7 +160,9 @@ def my_claims(session: Session, actor: Actor) -> list[Claim]:
 
 
 def _load(session: Session, claim_id: int, *, lock: bool = False) -> Claim:
-    query = select(Claim).where(Claim.id == claim_id)
+    # populate_existing: a long-lived session (the CLI, a test) may hold an older copy of the
+    # row, e.g. after bulk_approve's set-based UPDATE; decide on what the database holds.
+    query = select(Claim).where(Claim.id == claim_id).execution_options(populate_existing=True)
     if lock:
         query = query.with_for_update()
     claim = session.scalar(query)
@@ -172,7 +175,8 @@ def own_claim(session: Session, actor: Actor, claim_id: int) -> Claim:
     """A customer's own claim; another customer's is reported as missing, not as forbidden,
     so ids cannot be probed."""
     customer_id = customer_id_of(session, actor)
-    claim = session.scalar(select(Claim).where(Claim.id == claim_id, Claim.customer_id == customer_id))
+    claim = session.scalar(select(Claim).where(Claim.id == claim_id, Claim.customer_id == customer_id)
+                           .execution_options(populate_existing=True))
     if claim is None:
         raise NotFoundError(f"no claim #{claim_id}")
     return claim
@@ -202,39 +206,53 @@ def open_claims(session: Session, actor: Actor, incident_ref: str) -> int:
             raise ConflictError(f"incident {incident.ref} already has its claims open ({incident.status})")
         ensure_not_allocated(session, incident, "claims")
         prices = _prices(session, incident.id)
-        rows = session.execute(
-            select(LossPosition.customer_id, LossPosition.asset_code, LossPosition.amount_minor)
-            .where(LossPosition.incident_id == incident.id)
-            .order_by(LossPosition.customer_id, LossPosition.asset_code)
-            .execution_options(yield_per=50_000))
         now = utcnow()
         stamp = _raw_timestamp(session, now)
-        counter = [0]
-
-        def claims() -> Iterator[tuple[object, ...]]:
-            current: int | None = None
-            positions: list[tuple[str, int]] = []
-            for customer_id, asset, amount in rows:
-                if customer_id != current:
-                    if current is not None:
-                        yield _claim_row(incident.id, current, positions, prices, stamp)
-                        counter[0] += 1
-                    current, positions = customer_id, []
-                positions.append((asset, amount))
-            if current is not None:
-                yield _claim_row(incident.id, current, positions, prices, stamp)
-                counter[0] += 1
-
-        bulk_insert(session, "claims", CLAIM_COLUMNS, claims())
-        if counter[0] == 0:
+        opened = 0
+        # A batch of customers at a time, read in full before it is written: on PostgreSQL the
+        # write is a COPY on this same connection, and reading a server-side cursor while a
+        # COPY is in progress would wait for it forever.
+        for batch in _customer_batches(session, incident.id):
+            rows = [_claim_row(incident.id, customer_id, positions, prices, stamp)
+                    for customer_id, positions in batch]
+            bulk_insert(session, "claims", CLAIM_COLUMNS, rows)
+            opened += len(rows)
+        if opened == 0:
             raise ValidationError("customers", f"incident {incident.ref} has no imported losses")
         logins = _create_customer_logins(session, incident.id, now)
         incident.status = IncidentStatus.CLAIMS_OPEN.value
         record_event(session, actor, "incident.claims_opened", "incident", incident.ref,
-                     f"Opened {counter[0]} claims for incident {incident.ref}",
+                     f"Opened {opened} claims for incident {incident.ref}",
                      {"status": [IncidentStatus.RECORDED.value, IncidentStatus.CLAIMS_OPEN.value],
-                      "claims": counter[0], "customer_logins_created": logins})
-    return counter[0]
+                      "claims": opened, "customer_logins_created": logins})
+    return opened
+
+
+_OPEN_BATCH = 10_000  # customers per read-then-write round in open_claims
+
+
+def _customer_batches(session: Session, incident_id: int, size: int | None = None
+                      ) -> Iterator[list[tuple[int, list[tuple[str, int]]]]]:
+    """The incident's loss positions grouped by customer, ``size`` customers at a time (keyed by
+    customer id, so memory stays bounded however many customers there are)."""
+    size = size or _OPEN_BATCH
+    after = 0
+    while True:
+        ids = list(session.scalars(
+            select(LossPosition.customer_id).where(LossPosition.incident_id == incident_id,
+                                                   LossPosition.customer_id > after)
+            .group_by(LossPosition.customer_id).order_by(LossPosition.customer_id).limit(size)))
+        if not ids:
+            return
+        grouped: dict[int, list[tuple[str, int]]] = {}
+        for customer_id, asset, amount in session.execute(
+                select(LossPosition.customer_id, LossPosition.asset_code, LossPosition.amount_minor)
+                .where(LossPosition.incident_id == incident_id,
+                       LossPosition.customer_id.between(ids[0], ids[-1]))
+                .order_by(LossPosition.customer_id, LossPosition.asset_code)):
+            grouped.setdefault(customer_id, []).append((asset, amount))
+        yield sorted(grouped.items())
+        after = ids[-1]
 
 
 CLAIM_COLUMNS = ("incident_id", "customer_id", "status", "version", "total_jpy", "status_reason",
@@ -266,12 +284,20 @@ def _create_customer_logins(session: Session, incident_id: int, now: dt.datetime
     )
     taken = session.scalar(
         select(func.count()).select_from(User).join(Customer, func.lower(Customer.external_ref) == User.username)
-        .where(Customer.id.in_(affected), User.customer_id.is_(None)))
+        .where(Customer.id.in_(affected), User.customer_id.is_distinct_from(Customer.id)))
     if taken:
-        raise ConflictError(f"{taken} customer reference(s) clash with staff usernames; rename those logins first")
-    result = session.execute(insert(User).from_select(
-        ["username", "display_name", "role", "customer_id", "active", "session_version", "created_at"], missing))
-    return int(result.rowcount or 0)
+        raise ConflictError(f"{taken} customer reference(s) clash with existing usernames; rename those logins first")
+    twins = session.scalar(select(func.count()).select_from(
+        select(func.lower(Customer.external_ref)).where(Customer.id.in_(affected))
+        .group_by(func.lower(Customer.external_ref)).having(func.count() > 1).subquery()))
+    if twins:
+        raise ConflictError(f"{twins} customer reference(s) differ only in upper and lower case, so their"
+                            " logins would share a username; merge or rename those customers first")
+    # Counted from RETURNING: the driver's rowcount for INSERT ... SELECT is -1 on psycopg.
+    created = session.scalars(insert(User).from_select(
+        ["username", "display_name", "role", "customer_id", "active", "session_version", "created_at"], missing)
+        .returning(User.id))
+    return sum(1 for _ in created)
 
 
 # --- moves ----------------------------------------------------------------------------------
@@ -288,12 +314,24 @@ def _checked(session: Session, claim: Claim, row_version: int | None) -> None:
 def _save(session: Session, claim: Claim) -> None:
     """Flush the claim's UPDATE now: it takes the row lock and, if another transaction moved
     the row version meanwhile, fails here instead of at commit."""
+    claim_id = claim.id  # read now: after a failed flush the object cannot be read any more
     claim.updated_at = utcnow()
     try:
         session.flush()
     except StaleDataError:
         raise ConflictError(
-            f"claim #{claim.id} was changed by someone else at the same time; reload and try again") from None
+            f"claim #{claim_id} was changed by someone else at the same time; reload and try again") from None
+
+
+@contextmanager
+def _stale_is_conflict(claim_id: int) -> Iterator[None]:
+    """A claim row changed under us (the row version moved) at any flush of the action, not
+    only in _save: an UPDATE statement autoflushes the claim earlier. Tell the actor the same."""
+    try:
+        yield
+    except StaleDataError:
+        raise ConflictError(
+            f"claim #{claim_id} was changed by someone else at the same time; reload and try again") from None
 
 
 def _move(session: Session, actor: Actor, claim: Claim, action: ClaimAction, new_status: ClaimStatus,
@@ -319,7 +357,7 @@ _PAST = {
 
 def accept_claim(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
     check_actor_may(actor.role, ClaimAction.ACCEPT)
-    with transaction(session):
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = own_claim(session, actor, claim_id)
         _checked(session, claim, row_version)
         status = next_status(claim.status, ClaimAction.ACCEPT)
@@ -333,7 +371,7 @@ def accept_claim(session: Session, actor: Actor, claim_id: int, row_version: int
 
 def withdraw_claim(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
     check_actor_may(actor.role, ClaimAction.WITHDRAW)
-    with transaction(session):
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = own_claim(session, actor, claim_id)
         _checked(session, claim, row_version)
         status = next_status(claim.status, ClaimAction.WITHDRAW)
@@ -372,7 +410,7 @@ def dispute_claim(session: Session, actor: Actor, claim_id: int, row_version: in
 
     check_actor_may(actor.role, ClaimAction.DISPUTE)
     reason = _reason(reason)
-    with transaction(session):
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = own_claim(session, actor, claim_id)
         _checked(session, claim, row_version)
         status = next_status(claim.status, ClaimAction.DISPUTE)
@@ -407,13 +445,41 @@ def _earlier_approvers(session: Session, claim: Claim) -> set[int]:
         ClaimApproval.voided_at.is_(None))))
 
 
+def _require_login(actor: Actor, what: str) -> int:
+    """Approvals name a person: an actor without a login (the CLI operator) cannot give one."""
+    if actor.user_id is None:
+        raise PermissionDenied(f"{what} is recorded against a named login; act as a staff or approver user")
+    return actor.user_id
+
+
+def _record_approval(session: Session, actor: Actor, claim_ids: list[int], version: int,
+                     now: dt.datetime) -> None:
+    """This person's approval of these claims at ``version``. A claim keeps one row per person
+    and version (UNIQUE): an earlier approval of theirs that was voided (information was asked
+    for, then the customer accepted the same version again) is renewed instead of duplicated."""
+    user_id = _require_login(actor, "an approval")
+    for start in range(0, len(claim_ids), 10_000):
+        chunk = claim_ids[start:start + 10_000]
+        renewed = set(session.scalars(
+            update(ClaimApproval)
+            .where(ClaimApproval.claim_id.in_(chunk), ClaimApproval.version == version,
+                   ClaimApproval.user_id == user_id, ClaimApproval.voided_at.is_not(None))
+            .values(voided_at=None, created_at=now, user_label=actor.label, role=actor.role.value)
+            .returning(ClaimApproval.claim_id).execution_options(synchronize_session=False)))
+        fresh = [i for i in chunk if i not in renewed]
+        if fresh:
+            session.execute(insert(ClaimApproval), [
+                {"claim_id": i, "version": version, "user_id": user_id, "user_label": actor.label,
+                 "role": actor.role.value, "created_at": now} for i in fresh])
+
+
 def approve_claim(session: Session, actor: Actor, claim_id: int, row_version: int,
                   policy: FourEyesPolicy) -> Claim:
     """One approval of the current version; the claim is approved once enough people have."""
-    with transaction(session):
+    _require_login(actor, "an approval")
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.APPROVE)
         required = policy.approvals_required(claim.total_jpy)
-        assert actor.user_id is not None  # staff actions come from logins
         complete = check_approval(approver_id=actor.user_id, approver_role=actor.role,
                                   maker_id=claim.changed_by_id,
                                   earlier_approver_ids=_earlier_approvers(session, claim), required=required)
@@ -424,9 +490,7 @@ def approve_claim(session: Session, actor: Actor, claim_id: int, row_version: in
               f"{actor.label} approved claim #{claim.id} version {claim.version}"
               + ("" if complete else " (first of two approvals)"),
               {"version": claim.version, "total_jpy": claim.total_jpy, "approvals_required": required})
-        session.add(ClaimApproval(claim_id=claim.id, version=claim.version, user_id=actor.user_id,
-                                  user_label=actor.label, role=actor.role.value))
-        session.flush()
+        _record_approval(session, actor, [claim.id], claim.version, utcnow())
         if complete:
             notify(session, claim.customer_id, claim.id, "claim.approved", {"total_jpy": claim.total_jpy})
     return claim
@@ -434,7 +498,7 @@ def approve_claim(session: Session, actor: Actor, claim_id: int, row_version: in
 
 def reject_claim(session: Session, actor: Actor, claim_id: int, row_version: int, reason: str) -> Claim:
     reason = _reason(reason)
-    with transaction(session):
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.REJECT)
         claim.status_reason = reason
         claim.decided_at = utcnow()
@@ -447,7 +511,7 @@ def reject_claim(session: Session, actor: Actor, claim_id: int, row_version: int
 
 def request_information(session: Session, actor: Actor, claim_id: int, row_version: int, question: str) -> Claim:
     question = _reason(question, "question")
-    with transaction(session):
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.REQUEST_INFORMATION)
         claim.status_reason = question
         _void_approvals(session, claim)
@@ -469,7 +533,7 @@ def adjust_claim(session: Session, actor: Actor, claim_id: int, row_version: int
     """A new version with these positions (whole units per asset; omitted or empty: none). It
     voids every approval, goes back to the customer to accept, and its maker cannot approve it."""
     reason = _reason(reason)
-    with transaction(session):
+    with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.ADJUST)
         # A zero amount is no position: "0" must neither count as a change nor be stored.
         positions = {a: m for a, m in parse_corrections(session, claim, amounts).items() if m}
@@ -508,7 +572,7 @@ def bulk_approve(session: Session, actor: Actor, incident_ref: str, policy: Four
     only one approval; claims above the four-eyes threshold stay for two people. At most
     ``limit`` per call, so one action stays a bounded transaction. Returns how many."""
     require_role(actor, CLAIM_REVIEWERS, "approve claims")
-    assert actor.user_id is not None
+    _require_login(actor, "an approval")
     with transaction(session):
         incident = find_incident(session, incident_ref, lock=True)
         ensure_not_allocated(session, incident, "claims")
@@ -528,9 +592,7 @@ def bulk_approve(session: Session, actor: Actor, incident_ref: str, policy: Four
                 .values(status=ClaimStatus.APPROVED.value, decided_at=now, updated_at=now,
                         row_version=Claim.row_version + 1)
                 .execution_options(synchronize_session=False))
-            session.execute(insert(ClaimApproval), [
-                {"claim_id": i, "version": 1, "user_id": actor.user_id, "user_label": actor.label,
-                 "role": actor.role.value, "created_at": now} for i in chunk])
+            _record_approval(session, actor, chunk, 1, now)
         record_events(session, actor, (
             ("claim.approved", "claim", i, f"{actor.label} approved claim #{i} (bulk: matches the ledger)",
              {"status": [ClaimStatus.ACCEPTED.value, ClaimStatus.APPROVED.value], "version": 1, "bulk": True})

@@ -20,7 +20,7 @@ from payouts.db.session import transaction
 from payouts.db.types import utcnow
 from payouts.domain.bank_accounts import masked, parse_bank_account
 from payouts.domain.claims import check_approval
-from payouts.domain.errors import ConflictError, NotFoundError, TransitionError, ValidationError
+from payouts.domain.errors import ConflictError, NotFoundError, PermissionDenied, TransitionError, ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, Actor, Role
 from payouts.services.access import require_role
 from payouts.services.notices import notify
@@ -103,8 +103,10 @@ def submit_destination(session: Session, actor: Actor, customer_id: int, *, bank
 
 
 def _load(session: Session, destination_id: int, row_version: int | None) -> PayoutDestination:
+    # populate_existing: the session may hold an older copy (submit_destination supersedes
+    # pending rows with a set-based UPDATE); decide on what the database holds.
     destination = session.scalar(select(PayoutDestination).where(PayoutDestination.id == destination_id)
-                                 .with_for_update())
+                                 .with_for_update().execution_options(populate_existing=True))
     if destination is None:
         raise NotFoundError(f"no payout destination #{destination_id}")
     if row_version is not None and destination.row_version != row_version:
@@ -115,15 +117,17 @@ def _load(session: Session, destination_id: int, row_version: int | None) -> Pay
 
 
 def _flush(session: Session, destination: PayoutDestination) -> None:
+    destination_id = destination.id  # read now: after a failed flush the object cannot be read any more
     try:
         session.flush()
     except StaleDataError:
-        raise ConflictError(f"payout destination #{destination.id} was changed at the same time; reload") from None
+        raise ConflictError(f"payout destination #{destination_id} was changed at the same time; reload") from None
 
 
 def approve_destination(session: Session, actor: Actor, destination_id: int, row_version: int) -> PayoutDestination:
     require_role(actor, REVIEWERS, "approve payout destinations")
-    assert actor.user_id is not None
+    if actor.user_id is None:
+        raise PermissionDenied("an approval is recorded against a named login; act as a staff or approver user")
     with transaction(session):
         destination = _load(session, destination_id, row_version)
         earlier = set(session.scalars(select(DestinationApproval.user_id)

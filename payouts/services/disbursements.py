@@ -74,6 +74,8 @@ def payment_key(run_id: int, customer_id: int, source_id: str, destination_id: i
 
 # --- creating instructions -------------------------------------------------------------------
 
+_INSTRUCT_PAGE = 50_000  # allocation lines read, then written, per round of create_instructions
+
 
 def create_instructions(session: Session, actor: Actor, run: AllocationRun, source_ids: Iterable[str],
                         batch_size: int) -> list[int]:
@@ -94,11 +96,7 @@ def create_instructions(session: Session, actor: Actor, run: AllocationRun, sour
     stamp = now if session.get_bind().dialect.name == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
     counts = {"pending": 0, "held": 0, "amount": 0}
 
-    def rows() -> Iterator[tuple[object, ...]]:
-        lines = session.execute(
-            select(AllocationLine.customer_id, AllocationLine.by_source)
-            .where(AllocationLine.run_id == run.id, AllocationLine.payout_jpy > 0)
-            .order_by(AllocationLine.customer_id).execution_options(yield_per=50_000))
+    def rows(lines: list[tuple[int, str]]) -> Iterator[tuple[object, ...]]:
         for customer_id, by_source in lines:
             parts = json.loads(by_source)
             destination = destinations.get(customer_id)
@@ -112,9 +110,22 @@ def create_instructions(session: Session, actor: Actor, run: AllocationRun, sour
                 yield (run.incident_id, run.id, customer_id, source, amount, destination, status,
                        payment_key(run.id, customer_id, source, destination), 0, "", stamp, stamp)
 
-    bulk_insert(session, Disbursement.__tablename__,
-                ("incident_id", "run_id", "customer_id", "source_id", "amount_jpy", "destination_id", "status",
-                 "idempotency_key", "attempts", "failure_reason", "created_at", "updated_at"), rows())
+    # A page of lines at a time, read in full before it is written: on PostgreSQL the write is
+    # a COPY on this same connection, and a server-side cursor cannot be read while a COPY is
+    # in progress (psycopg waits for it forever).
+    after = 0
+    while True:
+        lines = [tuple(r) for r in session.execute(
+            select(AllocationLine.customer_id, AllocationLine.by_source)
+            .where(AllocationLine.run_id == run.id, AllocationLine.payout_jpy > 0,
+                   AllocationLine.customer_id > after)
+            .order_by(AllocationLine.customer_id).limit(_INSTRUCT_PAGE))]
+        if not lines:
+            break
+        after = int(lines[-1][0])
+        bulk_insert(session, Disbursement.__tablename__,
+                    ("incident_id", "run_id", "customer_id", "source_id", "amount_jpy", "destination_id", "status",
+                     "idempotency_key", "attempts", "failure_reason", "created_at", "updated_at"), rows(lines))
     record_event(session, actor, "disbursements.instructed", "allocation_run", run.id,
                  f"{counts['pending'] + counts['held']} payments instructed from run #{run.id}"
                  f" ({', '.join(s for s, _i in wanted)}): ¥{counts['amount']:,}; {counts['held']} held"
