@@ -32,6 +32,8 @@ class Actor:
     role: Role
     user_id: int | None = None
     request_id: str | None = None
+    #: A customer login's customer, as loaded with the login (saves a query per request).
+    customer_id: int | None = None
 
 
 SYSTEM_ACTOR = Actor(label="system", role=Role.ADMIN)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import func, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from payouts.audit.chain import canonical_json
@@ -100,13 +100,28 @@ def claim_positions(session: Session, claim: Claim) -> list[tuple[str, int]]:
     return [(asset, amount) for asset, amount in rows]
 
 
-def _prices(session: Session, incident_id: int) -> dict[str, tuple[Decimal, str, int]]:
-    """asset -> (price, source, decimals) for every priced asset of the incident."""
+#: Prices of incidents whose claims are open: frozen from then on (ensure_claims_not_open), so
+#: a process may keep them; the portal reads them on every claim page.
+_FROZEN_PRICES: dict[tuple[str, int], dict[str, tuple[Decimal, str, int]]] = {}
+
+
+def _prices(session: Session, incident_id: int, *, frozen: bool = False) -> dict[str, tuple[Decimal, str, int]]:
+    """asset -> (price, source, decimals) for every priced asset of the incident; ``frozen``
+    when the caller knows the incident's claims are open (its prices can no longer change)."""
+    # Keyed by database too: one process may serve several (tests, tools).
+    key = (session.get_bind().url.render_as_string(hide_password=True), incident_id)
+    if frozen and key in _FROZEN_PRICES:
+        return _FROZEN_PRICES[key]
     rows = session.execute(
         select(ReferencePrice.asset_code, ReferencePrice.price_jpy, ReferencePrice.source, Asset.decimals)
         .join(Asset, Asset.code == ReferencePrice.asset_code)
         .where(ReferencePrice.incident_id == incident_id))
-    return {code: (price, source, decimals) for code, price, source, decimals in rows}
+    prices = {code: (price, source, decimals) for code, price, source, decimals in rows}
+    if frozen:
+        if len(_FROZEN_PRICES) > 1000:
+            _FROZEN_PRICES.clear()
+        _FROZEN_PRICES[key] = prices
+    return prices
 
 
 def _value(positions: Iterable[tuple[str, int]], prices: Mapping[str, tuple[Decimal, str, int]]
@@ -122,7 +137,8 @@ def _value(positions: Iterable[tuple[str, int]], prices: Mapping[str, tuple[Deci
 
 def claim_lines(session: Session, claim: Claim) -> list[ClaimLine]:
     """The current version's positions valued line by line, exactly as allocation values them."""
-    prices = _prices(session, claim.incident_id)
+    # A claim exists only once its incident's claims are open, when its prices are frozen.
+    prices = _prices(session, claim.incident_id, frozen=True)
     valued, _total = _value(claim_positions(session, claim), prices)
     return [ClaimLine(v.asset, format_amount(v.amount_minor, v.decimals), v.price, prices[v.asset][1],
                       v.value_exact) for v in valued]
@@ -135,7 +151,8 @@ def _detail(session: Session, claim: Claim, policy: FourEyesPolicy) -> ClaimDeta
         select(ClaimApproval).where(ClaimApproval.claim_id == claim.id).order_by(ClaimApproval.id)))
     disputes = list(session.scalars(
         select(ClaimDispute).where(ClaimDispute.claim_id == claim.id).order_by(ClaimDispute.id)))
-    versions = list(session.scalars(
+    # Most claims were never adjusted: no version rows to look for.
+    versions = [] if claim.version == 1 else list(session.scalars(
         select(ClaimVersion).where(ClaimVersion.claim_id == claim.id).order_by(ClaimVersion.version)))
     return ClaimDetail(claim, claim.incident, claim.customer, lines, total, approvals,
                        policy.approvals_required(claim.total_jpy), disputes, versions)
@@ -145,6 +162,8 @@ def customer_id_of(session: Session, actor: Actor) -> int:
     """The customer behind a customer login; never one named by the caller."""
     if actor.role is not Role.CUSTOMER or actor.user_id is None:
         raise PermissionDenied("only customers have claims of their own")
+    if actor.customer_id is not None:
+        return actor.customer_id  # loaded with the login, from the server's own record
     customer_id = session.scalar(select(User.customer_id).where(User.id == actor.user_id))
     if customer_id is None:
         raise PermissionDenied("this login is not linked to a customer")
@@ -176,6 +195,7 @@ def own_claim(session: Session, actor: Actor, claim_id: int) -> Claim:
     so ids cannot be probed."""
     customer_id = customer_id_of(session, actor)
     claim = session.scalar(select(Claim).where(Claim.id == claim_id, Claim.customer_id == customer_id)
+                           .options(joinedload(Claim.incident), joinedload(Claim.customer))
                            .execution_options(populate_existing=True))
     if claim is None:
         raise NotFoundError(f"no claim #{claim_id}")
@@ -500,9 +520,9 @@ def reject_claim(session: Session, actor: Actor, claim_id: int, row_version: int
     reason = _reason(reason)
     with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.REJECT)
+        _void_approvals(session, claim)  # first: its UPDATE would autoflush a half-changed claim
         claim.status_reason = reason
         claim.decided_at = utcnow()
-        _void_approvals(session, claim)
         _move(session, actor, claim, ClaimAction.REJECT, ClaimStatus.REJECTED,
               f"{actor.label} rejected claim #{claim.id}", {"reason": reason})
         notify(session, claim.customer_id, claim.id, "claim.rejected", {"reason": reason})
@@ -513,8 +533,8 @@ def request_information(session: Session, actor: Actor, claim_id: int, row_versi
     question = _reason(question, "question")
     with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.REQUEST_INFORMATION)
+        _void_approvals(session, claim)  # first: its UPDATE would autoflush a half-changed claim
         claim.status_reason = question
-        _void_approvals(session, claim)
         _move(session, actor, claim, ClaimAction.REQUEST_INFORMATION, ClaimStatus.NEEDS_INFORMATION,
               f"{actor.label} asked for information on claim #{claim.id}", {"question": question})
         notify(session, claim.customer_id, claim.id, "claim.information_requested", {"question": question})
@@ -543,18 +563,20 @@ def adjust_claim(session: Session, actor: Actor, claim_id: int, row_version: int
         if positions == {a: m for a, m in before_positions.items() if m}:
             raise ValidationError("amounts", "the adjustment changes nothing")
         before_version, before_total = claim.version, claim.total_jpy
-        claim.version += 1
+        # Approvals first: the UPDATE would autoflush a half-changed claim. The claim itself is
+        # written once, by _move, so its row version moves by one as for every other move.
+        voided = _void_approvals(session, claim)
+        version = before_version + 1
+        session.add(ClaimVersion(claim_id=claim.id, version=version, total_jpy=total, reason=reason,
+                                 created_by_id=actor.user_id, created_by_label=actor.label))
+        session.add_all(ClaimPosition(claim_id=claim.id, version=version, asset_code=a, amount_minor=m)
+                        for a, m in sorted(positions.items()))
+        claim.version = version
         claim.total_jpy = total
         claim.changed_by_id = actor.user_id
         claim.accepted_at = None
         claim.decided_at = None
         claim.status_reason = reason
-        voided = _void_approvals(session, claim)
-        session.add(ClaimVersion(claim_id=claim.id, version=claim.version, total_jpy=total, reason=reason,
-                                 created_by_id=actor.user_id, created_by_label=actor.label))
-        session.flush()
-        session.add_all(ClaimPosition(claim_id=claim.id, version=claim.version, asset_code=a, amount_minor=m)
-                        for a, m in sorted(positions.items()))
         _move(session, actor, claim, ClaimAction.ADJUST, ClaimStatus.OPEN,
               f"{actor.label} adjusted claim #{claim.id} to version {claim.version}",
               {"version": [before_version, claim.version], "total_jpy": [before_total, total],

@@ -45,6 +45,14 @@ def current_destination(session: Session, customer_id: int) -> PayoutDestination
         PayoutDestination.customer_id == customer_id, PayoutDestination.status == "approved"))
 
 
+def destination_status(session: Session, customer_id: int) -> str:
+    """approved, pending or missing, in one query: whether payouts have somewhere to go."""
+    found = set(session.scalars(select(PayoutDestination.status).where(
+        PayoutDestination.customer_id == customer_id,
+        PayoutDestination.status.in_(("approved", "pending"))).distinct()))
+    return "approved" if "approved" in found else "pending" if "pending" in found else "missing"
+
+
 def pending_destination(session: Session, customer_id: int) -> PayoutDestination | None:
     return session.scalar(select(PayoutDestination).where(
         PayoutDestination.customer_id == customer_id, PayoutDestination.status == "pending")

@@ -47,4 +47,5 @@ def actor() -> Actor:
         role=Role(current_user.role),
         user_id=current_user.id,
         request_id=request_id(),
+        customer_id=getattr(current_user, "customer_id", None),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
+from flask import g, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.utils import secure_filename
@@ -56,7 +56,7 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
     if withdraw is None or conflict:
         withdraw = WithdrawForm(formdata=None)
         withdraw.row_version.data = str(claim.row_version)
-    my_notices = notices.my_notices(session, who, cid)
+    my_notices, g.portal_unread_count = notices.my_notices_and_unread(session, who, cid)
     account = destination_state(session, cid)
     return render_template(
         template,
@@ -67,7 +67,8 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
                         approvals_required=detail.approvals_required, notices=my_notices,
                         locale=str(get_locale())),
         current_version=next((v for v in detail.versions if v.version == claim.version), None),
-        disputes=_disputes(detail.disputes, evidence.evidence_for_claim(session, claim.id)),
+        disputes=_disputes(detail.disputes,
+                           evidence.evidence_for_claim(session, claim.id) if detail.disputes else []),
         accept_form=accept,
         dispute_form=dispute,
         withdraw_form=withdraw,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, current_app, render_template
+from flask import g, Blueprint, current_app, render_template
 from flask_login import current_user
 
 from payouts.domain.claims import FourEyesPolicy
@@ -45,6 +45,8 @@ def _portal_helpers() -> dict[str, object]:
         if not (current_user.is_authenticated and current_user.role == Role.CUSTOMER.value
                 and current_user.customer_id is not None):
             return 0
+        if "portal_unread_count" in g:  # the page already counted them with its notices
+            return int(g.portal_unread_count)
         return notices.unread_count(db(), current_user.customer_id)
 
     return {"portal_unread_count": unread, "portal_time": _jst_time, "portal_date": _jst_date,
@@ -53,11 +55,7 @@ def _portal_helpers() -> dict[str, object]:
 
 def destination_state(session, cid: int) -> str:  # type: ignore[no-untyped-def]
     """approved, pending or missing: whether payouts have somewhere to go."""
-    if destinations.current_destination(session, cid) is not None:
-        return "approved"
-    if destinations.pending_destination(session, cid) is not None:
-        return "pending"
-    return "missing"
+    return destinations.destination_status(session, cid)
 
 
 @bp.get("/")
