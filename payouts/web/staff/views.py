@@ -157,4 +157,4 @@ def attach_error(form, exc: ValidationError) -> None:  # type: ignore[no-untyped
 
 
 # The other back-office pages register their routes on this blueprint.
-from payouts.web.staff import adequacy_views, allocation_views, audit_views, claims_views, disbursement_views, funding_views  # noqa: E402,F401,E501
+from payouts.web.staff import adequacy_views, allocation_views, audit_views, claims_views, disbursement_views, funding_views, report_views  # noqa: E402,F401,E501
