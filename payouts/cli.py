@@ -706,6 +706,44 @@ def audit_export(file: str) -> None:
     click.echo(f"exported {counts['event']} events and {counts['checkpoint']} checkpoints", err=True)
 
 
+# --- API keys -------------------------------------------------------------------------------
+@cli.group("api-keys")
+def api_keys_group() -> None:
+    """Keys for /api/v1: each acts as one role; the secret is shown once, stored hashed."""
+
+
+@api_keys_group.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["staff", "approver", "admin", "regulator"]),
+              help="The role the key acts as (regulator keys can only read).")
+def api_keys_create(name: str, role: str) -> None:
+    from payouts.services import api_keys
+
+    created = _act(api_keys.create_key, name=name, role=role)
+    click.echo(f"created API key #{created.key.id} {created.key.name!r} (role {created.key.role})", err=True)
+    click.echo("the key is shown once and cannot be recovered; store it now:", err=True)
+    click.echo(created.secret)
+
+
+@api_keys_group.command("list")
+def api_keys_list() -> None:
+    from payouts.services import api_keys
+
+    for key in _act(api_keys.list_keys):
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        click.echo(f"#{key.id}\t{key.prefix}…\t{key.name}\t{key.role}\t{state}\tlast used {used}")
+
+
+@api_keys_group.command("revoke")
+@click.argument("key_id", type=int)
+def api_keys_revoke(key_id: int) -> None:
+    from payouts.services import api_keys
+
+    key = _act(api_keys.revoke_key, key_id)
+    click.echo(f"revoked API key #{key.id} {key.name!r}")
+
+
 # --- allocation scenario (no database) ------------------------------------------------------
 @cli.command("allocate-scenario", with_appcontext=False)
 @click.argument("file", type=click.File("rb"))

@@ -922,3 +922,57 @@ class SandboxTransfer(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
     bank_reference: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- API keys and idempotency -----------------------------------------------------------------
+
+
+class ApiKey(Base):
+    """A key for /api/v1, created by an admin and shown once; it acts as one role (its scope).
+
+    Only the SHA-256 of the secret is kept: the secret is 32 random bytes, so a plain hash is
+    enough (nothing to brute-force), and a lookup by hash is one indexed query.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: The secret's first 8 characters: shown in lists so people can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(8))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: staff, approver, admin or regulator: the key acts as that role.
+    role: Mapped[str] = mapped_column(String(20))
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('staff', 'approver', 'admin', 'regulator')", name="role_known"),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST made with an Idempotency-Key, per API key.
+
+    The row is inserted (and committed) before the action runs: the unique key makes a
+    concurrent duplicate fail to insert, so the action runs once.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    #: SHA-256 over method, path and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="in_progress")
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key"),
+        CheckConstraint("status IN ('in_progress', 'done')", name="status_known"),
+    )

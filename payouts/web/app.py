@@ -108,6 +108,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.jinja_env.globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)
     _register_core_routes(app)
     _register_error_pages(app)
+    from payouts.web.api import init_api  # after the error pages: the API answers /api/ in JSON
+
+    init_api(app)
     _register_security_headers(app)
     _register_regulator_view_log(app)
     return app
