@@ -129,6 +129,32 @@ def main() -> None:
         time.sleep(2)
     recon = api.get("/incidents/{ref}/reconciliation", ref=ref)
     print(f"paid ¥{recon['paid_jpy']:,}; balanced: {recon['balanced']}")
+    # Each insurer pays its layer's share; then that part of every payout goes out too.
+    for line in recon["sources"]:
+        if line["awaiting_funds_jpy"]:
+            paid = api.post("/incidents/{ref}/insurer-payments",
+                            {"layer": line["source_id"], "amount_jpy": line["awaiting_funds_jpy"]},
+                            key=f"{ref}:insurer:{line['source_id']}", ref=ref)
+            print(f"insurer paid layer {paid['layer']}: ¥{paid['received_jpy']:,}; instructed: {paid['instructed']}")
+    while True:
+        pending, after = 0, ""
+        while True:
+            page = api.get("/disbursements", f"?incident={ref}&limit=200" + (f"&after={after}" if after else ""))
+            pending += sum(1 for d in page["items"] if d["state"] in ("pending", "submitting", "submitted", "retrying"))
+            if not page["next"]:
+                break
+            after = page["next"]
+        if pending == 0:
+            break
+        print(f"payments still in flight: {pending}")
+        time.sleep(2)
+    recon = api.get("/incidents/{ref}/reconciliation", ref=ref)
+    for line in recon["sources"]:
+        print(f"  {line['source_id']:<8} allocated ¥{line['allocated_jpy']:,}  instructed ¥{line['instructed_jpy']:,}"
+              f"  awaiting ¥{line['awaiting_funds_jpy']:,}")
+    failed = [d for d in api.get("/disbursements", f"?incident={ref}&state=needs_attention&limit=200")["items"]]
+    print(f"paid ¥{recon['paid_jpy']:,}; needing attention ¥{recon['failed_jpy']:,} ({len(failed)} payments);"
+          f" reconciled to the yen: {recon['balanced']}")
 
 
 if __name__ == "__main__":

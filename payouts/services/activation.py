@@ -70,7 +70,8 @@ def activate_account(session: Session, *, username: str, code: str, password: st
     any earlier session ends. One error for every wrong input, so nothing can be probed."""
     with transaction(session):
         user = session.scalar(select(User).where(User.username == (username or "").strip().lower(),
-                                                 User.role == Role.CUSTOMER.value).with_for_update())
+                                                 User.role == Role.CUSTOMER.value)
+                              .with_for_update().execution_options(populate_existing=True))
         now = utcnow()
         row = None
         if user is not None:
@@ -118,7 +119,7 @@ def enable_totp(session: Session, actor: Actor, secret: str, code: str) -> None:
     if actor.user_id is None:
         raise PermissionDenied("only a login can add a second factor")
     with transaction(session):
-        user = session.get(User, actor.user_id, with_for_update=True)
+        user = session.get(User, actor.user_id, with_for_update=True, populate_existing=True)
         assert user is not None
         if user.totp_secret:
             raise ValidationError("code", "a second factor is already on")
@@ -134,7 +135,7 @@ def disable_totp(session: Session, actor: Actor, code: str) -> None:
     if actor.user_id is None:
         raise PermissionDenied("only a login has a second factor")
     with transaction(session):
-        user = session.get(User, actor.user_id, with_for_update=True)
+        user = session.get(User, actor.user_id, with_for_update=True, populate_existing=True)
         assert user is not None
         if not user.totp_secret:
             raise ValidationError("code", "no second factor is on")
@@ -149,7 +150,9 @@ def disable_totp(session: Session, actor: Actor, code: str) -> None:
 def verify_totp(session: Session, user_id: int, code: str) -> bool:
     """Check a login's second factor; a code is accepted once (no replay within its window)."""
     with transaction(session):
-        user = session.get(User, user_id, with_for_update=True)
+        # populate_existing: FOR UPDATE alone does not refresh a copy this session already holds
+        # (the login's own request loaded it), and a stale last step would let a code be replayed.
+        user = session.get(User, user_id, with_for_update=True, populate_existing=True)
         if user is None or not user.totp_secret:
             return False
         step = _accepted_step(user.totp_secret, code, user.totp_last_step, utcnow())

@@ -220,3 +220,38 @@ def test_document_and_its_page(api_app):  # type: ignore[no-untyped-def]
     page = client.get("/api/v1/docs")
     assert page.status_code == 200 and "/api/v1/incidents/{ref}/allocation-runs" in page.text
     assert "<script" not in page.text  # nothing loaded from a CDN
+
+
+def test_insurer_payment_instructs_the_layer_once_received_in_full(api_app, call):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from payouts.services import allocation, funding
+    from tests.conftest import STAFF
+    from tests.helpers import approve_all_claims
+
+    session = api_app.extensions["payouts"].session_factory()
+    # INC-1: C1 5,000,000 and C2 12,500,000 yen; the reserve pays 1,000,000, layer L1 the rest.
+    funding.record_reserve_movement(session, STAFF, kind="deposit", amount_jpy=1_000_000, memo="cash")
+    funding.create_policy(session, STAFF, policy_number="P-API", insurer="API Re", period_start=dt.date(2025, 1, 1),
+                          period_end=dt.date(2027, 12, 31))
+    funding.add_layer(session, STAFF, policy_number="P-API", code="L1", attachment_jpy=0, limit_jpy=10**9,
+                      share="1", aggregate_limit_jpy=None, excluded_incident_types=[])
+    approve_all_claims(session, STAFF, "INC-1")
+    allocation.commit_allocation(session, STAFF, "INC-1")
+    session.close()
+    owed = next(s for s in call(Role.STAFF, "GET", "/incidents/INC-1/reconciliation").json["sources"]
+                if s["source_id"] == "L1")
+    assert owed["awaiting_funds_jpy"] == 16_500_000 and owed["instructed_jpy"] == 0
+    part = call(Role.STAFF, "POST", "/incidents/INC-1/insurer-payments", json={"layer": "L1", "amount_jpy": 500_000})
+    assert part.status_code == 200 and part.json == {"incident": "INC-1", "layer": "L1", "amount_jpy": 16_500_000,
+                                                     "received_jpy": 500_000, "instructed": False}
+    too_much = call(Role.STAFF, "POST", "/incidents/INC-1/insurer-payments",
+                    json={"layer": "L1", "amount_jpy": 16_000_001})
+    assert too_much.status_code == 422 and too_much.json["error"]["field"] == "amount_jpy"
+    rest = call(Role.STAFF, "POST", "/incidents/INC-1/insurer-payments", json={"layer": "L1", "amount_jpy": 16_000_000})
+    assert rest.json["instructed"] is True
+    recon = call(Role.STAFF, "GET", "/incidents/INC-1/reconciliation").json
+    layer = next(s for s in recon["sources"] if s["source_id"] == "L1")
+    assert layer["instructed_jpy"] == 16_500_000 and layer["awaiting_funds_jpy"] == 0 and recon["balanced"]
+    assert call(Role.REGULATOR, "POST", "/incidents/INC-1/insurer-payments",
+                json={"layer": "L1", "amount_jpy": 1}).status_code == 403

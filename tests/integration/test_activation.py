@@ -6,12 +6,14 @@ import datetime as dt
 import hashlib
 import json
 import re
+import threading
 
 import pyotp
 import pytest
 from sqlalchemy import select, update
 
 from payouts.db.models import ActivationCode, AuditEvent, User
+from payouts.db.session import make_session_factory
 from payouts.domain.errors import PermissionDenied, ValidationError
 from payouts.domain.roles import Actor, Role
 from payouts.services import activation
@@ -245,3 +247,67 @@ def test_a_second_factor_belongs_to_a_login(desk, clock):  # type: ignore[no-unt
         activation.enable_totp(desk.session, Actor("cli", Role.STAFF), secret, pyotp.TOTP(secret).at(NOW))
     with pytest.raises(PermissionDenied):
         activation.disable_totp(desk.session, Actor("cli", Role.STAFF), "123456")
+
+
+# --- more than one session ------------------------------------------------------------------
+
+
+def test_a_code_used_in_another_session_is_refused_in_this_one(desk, clock, engine):  # type: ignore[no-untyped-def]
+    """A request that loaded the login before another request used a code still refuses it."""
+    actor = desk.customer("C1")
+    secret = activation.new_totp_secret()
+    totp = pyotp.TOTP(secret)
+    activation.enable_totp(desk.session, actor, secret, at(totp, -30))
+    with make_session_factory(engine)() as other:
+        held = other.get(User, actor.user_id)  # as a request's current_user holds its login
+        assert held.totp_last_step == totp.timecode(NOW) - 1
+        other.commit()
+        assert activation.verify_totp(desk.session, actor.user_id, at(totp, 0)) is True
+        assert activation.verify_totp(other, actor.user_id, at(totp, 0)) is False
+        assert held.totp_last_step == totp.timecode(NOW)
+
+
+def test_activation_ends_sessions_started_meanwhile(desk, engine):  # type: ignore[no-untyped-def]
+    first = activation.issue_activation_code(desk.session, STAFF, "C1")
+    with make_session_factory(engine)() as other:
+        held = other.scalar(select(User).where(User.username == "c1"))
+        assert held.session_version == 1
+        other.commit()
+        activation.activate_account(desk.session, username="c1", code=first, password=NEW_PASSWORD)
+        assert login(desk, "C1").session_version == 2
+        second = activation.issue_activation_code(desk.session, STAFF, "C1")
+        activation.activate_account(other, username="c1", code=second, password="another long passphrase")
+    assert login(desk, "C1").session_version == 3  # moved on again, not back to 2
+
+
+@pytest.mark.postgres
+def test_the_same_code_at_once_is_accepted_once(pg_engine, monkeypatch):  # type: ignore[no-untyped-def]
+    factory = make_session_factory(pg_engine)
+    with factory() as session:
+        desk = Desk(session)
+        actor = desk.customer("C1")
+        secret = activation.new_totp_secret()
+        totp = pyotp.TOTP(secret)
+        now = [NOW]
+        monkeypatch.setattr(activation, "utcnow", lambda: now[0])
+        activation.enable_totp(session, actor, secret, at(totp, -30))
+    for attempt in range(3):
+        now[0] = NOW + dt.timedelta(seconds=30 * attempt)
+        code = at(totp, 30 * attempt)
+        barrier = threading.Barrier(4, timeout=30)
+        results: list[bool] = []
+
+        def verify() -> None:
+            with factory() as session:
+                held = session.get(User, actor.user_id)  # as a request does: the login is loaded first
+                session.commit()
+                barrier.wait()
+                results.append(activation.verify_totp(session, actor.user_id, code))
+                assert held.id == actor.user_id
+
+        threads = [threading.Thread(target=verify) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(results) == [False, False, False, True], (attempt, results)

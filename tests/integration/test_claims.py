@@ -641,6 +641,23 @@ def test_a_move_rolled_back_after_its_event_leaves_no_event(desk, monkeypatch): 
     assert audit_trail.verify(desk.session, REGULATOR).ok
 
 
+def test_every_move_moves_the_row_version_by_one(desk):  # type: ignore[no-untyped-def]
+    moves = [
+        lambda: desk.accept("C6"),
+        lambda: desk.approve(desk.staff1, "C6"),
+        lambda: desk.request_information(desk.staff2, "C6"),
+        lambda: desk.dispute("C6"),
+        lambda: desk.adjust(desk.staff2, "C6", {"JPY": "2000000"}),
+        lambda: desk.accept("C6"),
+        lambda: desk.approve(desk.staff1, "C6"),
+        lambda: desk.adjust(desk.staff1, "C6", {"JPY": "3"}),
+        lambda: desk.reject(desk.approver1, "C6"),
+    ]
+    for n, move in enumerate(moves, start=1):
+        move()
+        assert desk.rv("C6") == n + 1, n
+
+
 def test_every_move_leaves_a_verifiable_chain(desk):  # type: ignore[no-untyped-def]
     desk.accept("C6")
     desk.approve(desk.staff1, "C6")
@@ -727,6 +744,20 @@ def test_bulk_approve_renews_a_voided_approval_of_the_same_person(desk):  # type
     assert claims.bulk_approve(desk.session, desk.staff1, REF, POLICY) == 1
     [approval] = desk.approvals("C3", active=False)
     assert (approval.user_id, approval.voided_at) == (desk.staff1.user_id, None)
+
+
+def test_a_claim_held_by_the_session_is_read_afresh_after_a_bulk_approval(desk):  # type: ignore[no-untyped-def]
+    """bulk_approve moves rows with a set-based UPDATE; a copy the same session still holds
+    (a CLI run, a request that listed the queue first) must not decide the next move."""
+    desk.accept("C3")
+    held = desk.claim("C3")
+    assert (held.status, held.row_version) == ("accepted", 2)
+    claims.bulk_approve(desk.session, desk.staff1, REF, POLICY)
+    current = desk.session.scalar(select(Claim.row_version).where(Claim.id == held.id))
+    assert current == 3
+    claims.adjust_claim(desk.session, desk.staff2, held.id, current, amounts={"JPY": "999999"}, reason="fee")
+    assert (held.status, held.version, held.row_version) == ("open", 2, 4)
+    assert desk.approvals("C3") == []
 
 
 def test_bulk_approve_needs_a_named_reviewer(desk):  # type: ignore[no-untyped-def]

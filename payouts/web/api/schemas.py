@@ -89,6 +89,21 @@ class PriceSetSchema(Schema):
     source = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
+class InsurerPaymentSchema(Schema):
+    layer = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                          metadata={"description": "the insurance layer's code, e.g. L1"})
+    amount_jpy = Yen(required=True, validate=validate.Range(min=1))
+
+
+class ReceivableSchema(Schema):
+    incident = fields.String(required=True)
+    layer = fields.String(required=True)
+    amount_jpy = Yen(required=True)
+    received_jpy = Yen(required=True)
+    instructed = fields.Boolean(required=True, metadata={
+        "description": "whether the layer's part of every payout has been instructed (once received in full)"})
+
+
 class IncidentSchema(Schema):
     ref = fields.String(required=True)
     title = fields.String(required=True)

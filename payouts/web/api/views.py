@@ -158,6 +158,24 @@ def set_price(data: dict[str, Any], ref: str):  # type: ignore[no-untyped-def]
     return _incident(incidents.get_incident(session, actor(), ref))
 
 
+@bp.route("/incidents/<ref>/insurer-payments", methods=["POST"])
+@api_roles(WRITERS)
+@bp.arguments(s.InsurerPaymentSchema)
+@idempotent
+@bp.response(200, s.ReceivableSchema)
+@bp.doc(**WRITE_DOC)
+def record_insurer_payment(data: dict[str, Any], ref: str):  # type: ignore[no-untyped-def]
+    """Record money an insurer paid on a layer; once the layer's share is in full, its part of
+    every payout is instructed and paid."""
+    state = current_app.extensions["payouts"]
+    receivable = disbursements.record_insurer_payment(
+        context.db(), actor(), incident_ref=ref, layer_code=data["layer"], amount_jpy=data["amount_jpy"],
+        batch_size=state.config.disbursement_batch_size, dispatch=state.dispatch)
+    return {"incident": ref, "layer": data["layer"], "amount_jpy": receivable.amount_jpy,
+            "received_jpy": receivable.received_jpy,
+            "instructed": receivable.received_jpy == receivable.amount_jpy}
+
+
 @bp.route("/incidents/<ref>/report", methods=["GET"])
 @api_roles(READERS)
 @bp.response(200, s.ReportSchema)
