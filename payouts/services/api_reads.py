@@ -17,9 +17,12 @@ from payouts.db.models import (
     Claim,
     Customer,
     Disbursement,
+    ExternalIncident,
     Incident,
     LossImport,
     ReferencePrice,
+    TradingVolume,
+    WalletSnapshot,
 )
 from payouts.domain.claims import ClaimStatus
 from payouts.domain.disbursements import DisbursementStatus
@@ -159,4 +162,14 @@ def checkpoints_page(session: Session, actor: Actor, after: int | None, limit: i
     query = select(AuditCheckpoint).order_by(AuditCheckpoint.id)
     if after is not None:
         query = query.where(AuditCheckpoint.id > after)
+    return list(session.scalars(query.limit(limit + 1)))
+
+
+def adequacy_inputs_page(session: Session, actor: Actor, kind: str, after: int | None, limit: int) -> list:  # type: ignore[type-arg]
+    """Trading volumes, wallet snapshots or the incident history, as recorded, by id."""
+    _read(actor, "read reserve adequacy inputs")
+    model = {"volumes": TradingVolume, "snapshots": WalletSnapshot, "history": ExternalIncident}[kind]
+    query = select(model).order_by(model.id)
+    if after is not None:
+        query = query.where(model.id > after)
     return list(session.scalars(query.limit(limit + 1)))

@@ -255,3 +255,50 @@ def test_insurer_payment_instructs_the_layer_once_received_in_full(api_app, call
     assert layer["instructed_jpy"] == 16_500_000 and layer["awaiting_funds_jpy"] == 0 and recon["balanced"]
     assert call(Role.REGULATOR, "POST", "/incidents/INC-1/insurer-payments",
                 json={"layer": "L1", "amount_jpy": 1}).status_code == 403
+
+
+def test_reserve_adequacy_inputs_and_requirement_through_the_api(api_app, call):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from payouts.services import adequacy, funding
+    from tests.conftest import STAFF
+
+    today = dt.date.today()
+    last_month = (today.replace(day=1) - dt.timedelta(days=1))
+    yesterday, a_while_ago = (today - dt.timedelta(days=1)).isoformat(), (today - dt.timedelta(days=300)).isoformat()
+    assert call(Role.STAFF, "GET", "/adequacy/requirement").status_code == 404  # no rule yet
+    volume = call(Role.STAFF, "POST", "/adequacy/trading-volumes",
+                  json={"month": last_month.isoformat(), "market": "spot", "volume_jpy": 1_000_000_000})
+    assert volume.status_code == 200 and volume.json["month"] == last_month.replace(day=1).isoformat()
+    negative = call(Role.STAFF, "POST", "/adequacy/trading-volumes",
+                    json={"month": "2026-10-01", "market": "spot", "volume_jpy": -1})
+    assert negative.status_code == 422 and negative.json["error"]["field"] == "volume_jpy"
+    wrong = call(Role.STAFF, "POST", "/adequacy/wallet-snapshots",
+                 json={"as_of": "2026-10-31", "wallet": "warm", "value_jpy": 5})
+    assert wrong.status_code == 422 and wrong.json["error"]["field"] == "wallet"
+    for wallet, value in (("cold", 100_000_000_000), ("hot", 4_000_000_000)):
+        assert call(Role.STAFF, "POST", "/adequacy/wallet-snapshots",
+                    json={"as_of": yesterday, "wallet": wallet, "value_jpy": value}).status_code == 200
+    past = call(Role.STAFF, "POST", "/adequacy/incident-history",
+                json={"occurred_on": a_while_ago, "loss_jpy": 300_000_000, "description": "deposit wallet leak"})
+    assert past.status_code == 200
+    page = call(Role.REGULATOR, "GET", "/adequacy/wallet-snapshots?limit=1")
+    assert len(page.json["items"]) == 1 and page.json["next"]
+
+    session = api_app.extensions["payouts"].session_factory()
+    adequacy.set_rule(session, STAFF, effective_from=dt.date(2025, 4, 1), illustrative=True, rationale="test", params={
+        "volume_rates": [{"market": "*", "rate": "0.001"}], "cold_wallet_rate": "0.01", "hot_wallet_rate": "0.05",
+        "incident_multiple": "1", "incident_lookback_years": 3, "floor_jpy": 0, "cap_jpy": None,
+        "insurance_credit_ratio": "1", "insurance_max_share": "0.5", "qualifying_policies": None})
+    funding.record_reserve_movement(session, STAFF, kind="deposit", amount_jpy=2_000_000_000, memo="cash")
+    session.close()
+    past_day = call(Role.REGULATOR, "GET", f"/adequacy/requirement?as_of={yesterday}").json
+    assert past_day["reserve_balance_jpy"] == 0  # the deposit came later: a past verdict stays as it was
+    req = call(Role.REGULATOR, "GET", "/adequacy/requirement")
+    assert req.status_code == 200, req.json
+    body = req.json
+    # 0.1% of 1bn volume + 1% of 100bn cold + 5% of 4bn hot + 1 x 300m of past losses.
+    assert body["volume_part_jpy"] == 1_000_000 and body["holdings_part_jpy"] == 1_200_000_000
+    assert body["incident_part_jpy"] == 300_000_000 and body["sum_jpy"] == 1_501_000_000
+    assert body["cash_requirement_jpy"] == 1_501_000_000 and body["surplus_jpy"] == 499_000_000 and body["met"]
+    assert [p for p in _floats(body)] == []

@@ -408,3 +408,79 @@ class ApiKeyRevokeSchema(Schema):
 
 
 ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPage")
+
+
+# --- reserve adequacy ---------------------------------------------------------------------
+
+
+class VolumeInSchema(Schema):
+    month = fields.Date(required=True, metadata={"description": "any day of the month; stored as its first day"})
+    market = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    volume_jpy = Yen(required=True, validate=validate.Range(min=0))
+
+
+class VolumeSchema(VolumeInSchema):
+    id = fields.Integer(required=True)
+    recorded_by = fields.String(required=True)
+    recorded_at = fields.DateTime(required=True)
+
+
+class SnapshotInSchema(Schema):
+    as_of = fields.Date(required=True)
+    wallet = fields.String(required=True, validate=validate.OneOf(["cold", "hot"]))
+    value_jpy = Yen(required=True, validate=validate.Range(min=0))
+
+
+class SnapshotSchema(SnapshotInSchema):
+    id = fields.Integer(required=True)
+    recorded_by = fields.String(required=True)
+    recorded_at = fields.DateTime(required=True)
+
+
+class PastIncidentInSchema(Schema):
+    occurred_on = fields.Date(required=True)
+    loss_jpy = Yen(required=True, validate=validate.Range(min=0))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class PastIncidentSchema(PastIncidentInSchema):
+    id = fields.Integer(required=True)
+    recorded_by = fields.String(required=True)
+    recorded_at = fields.DateTime(required=True)
+
+
+class ComponentSchema(Schema):
+    key = fields.String(required=True, metadata={"description": "a market, cold, hot or incident"})
+    base_jpy = Yen(required=True)
+    rate = DecimalString(required=True)
+    amount_jpy = Yen(required=True)
+
+
+class RequirementArgs(Schema):
+    as_of = fields.Date(metadata={"description": "the date (Japan) to compute for; today by default"})
+
+
+class RequirementSchema(Schema):
+    as_of = fields.Date(required=True)
+    rule_version = fields.Integer(required=True)
+    rule_illustrative = fields.Boolean(required=True)
+    volume_components = fields.List(fields.Nested(ComponentSchema), required=True)
+    volume_part_jpy = Yen(required=True)
+    holdings_components = fields.List(fields.Nested(ComponentSchema), required=True)
+    holdings_part_jpy = Yen(required=True)
+    incident_component = fields.Nested(ComponentSchema, required=True)
+    incident_part_jpy = Yen(required=True)
+    sum_jpy = Yen(required=True)
+    gross_requirement_jpy = Yen(required=True)
+    binding = fields.String(required=True, metadata={"description": "floor, cap or sum"})
+    insurance_available_jpy = Yen(required=True)
+    insurance_offset_jpy = Yen(required=True)
+    cash_requirement_jpy = Yen(required=True)
+    reserve_balance_jpy = Yen(required=True)
+    surplus_jpy = Yen(required=True, metadata={"description": "negative: a deficit"})
+    met = fields.Boolean(required=True)
+
+
+VolumePageSchema = page_of(VolumeSchema, "VolumePage")
+SnapshotPageSchema = page_of(SnapshotSchema, "SnapshotPage")
+PastIncidentPageSchema = page_of(PastIncidentSchema, "PastIncidentPage")

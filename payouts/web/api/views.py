@@ -13,6 +13,7 @@ from payouts.db.models import AllocationRun, AuditCheckpoint, Claim, Disbursemen
 from payouts.domain.claims import FourEyesPolicy
 from payouts.domain.money import canonical_decimal
 from payouts.services import (
+    adequacy,
     allocation,
     api_keys,
     api_reads,
@@ -478,3 +479,116 @@ def list_api_keys(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 def revoke_api_key(data: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Revoke a key (by id): it stops working at once."""
     return _key(api_keys.revoke_key(context.db(), actor(), data["id"]))
+
+
+# --- reserve adequacy -----------------------------------------------------------------------
+
+
+def _recorded(row: Any, **fields: Any) -> dict[str, Any]:
+    return {"id": row.id, "recorded_by": row.recorded_by_label, "recorded_at": row.recorded_at, **fields}
+
+
+def _volume(v: Any) -> dict[str, Any]:
+    return _recorded(v, month=v.month, market=v.market, volume_jpy=v.volume_jpy)
+
+
+def _snapshot(w: Any) -> dict[str, Any]:
+    return _recorded(w, as_of=w.as_of, wallet=w.wallet, value_jpy=w.value_jpy)
+
+
+def _past(e: Any) -> dict[str, Any]:
+    return _recorded(e, occurred_on=e.occurred_on, loss_jpy=e.loss_jpy, description=e.description)
+
+
+@bp.route("/adequacy/trading-volumes", methods=["POST"])
+@api_roles(WRITERS)
+@bp.arguments(s.VolumeInSchema)
+@idempotent
+@bp.response(200, s.VolumeSchema)
+@bp.doc(**WRITE_DOC)
+def record_volume(data: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Record (or correct) one market's JPY trading volume for a month."""
+    return _volume(adequacy.record_volume(context.db(), actor(), month=data["month"], market=data["market"],
+                                          volume_jpy=data["volume_jpy"]))
+
+
+@bp.route("/adequacy/trading-volumes", methods=["GET"])
+@api_roles(READERS)
+@bp.arguments(s.PageArgs, location="query")
+@bp.response(200, s.VolumePageSchema)
+def list_volumes(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Monthly trading volumes as recorded."""
+    rows = api_reads.adequacy_inputs_page(context.db(), actor(), "volumes", pagination.decode(args.get("after")),
+                                          args["limit"])
+    return _page(rows, args["limit"], lambda v: v.id, _volume)
+
+
+@bp.route("/adequacy/wallet-snapshots", methods=["POST"])
+@api_roles(WRITERS)
+@bp.arguments(s.SnapshotInSchema)
+@idempotent
+@bp.response(200, s.SnapshotSchema)
+@bp.doc(**WRITE_DOC)
+def record_snapshot(data: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Record (or correct) the JPY value of customer assets in cold or hot wallets on a date."""
+    return _snapshot(adequacy.record_snapshot(context.db(), actor(), as_of=data["as_of"], wallet=data["wallet"],
+                                              value_jpy=data["value_jpy"]))
+
+
+@bp.route("/adequacy/wallet-snapshots", methods=["GET"])
+@api_roles(READERS)
+@bp.arguments(s.PageArgs, location="query")
+@bp.response(200, s.SnapshotPageSchema)
+def list_snapshots(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Wallet holdings snapshots as recorded."""
+    rows = api_reads.adequacy_inputs_page(context.db(), actor(), "snapshots", pagination.decode(args.get("after")),
+                                          args["limit"])
+    return _page(rows, args["limit"], lambda w: w.id, _snapshot)
+
+
+@bp.route("/adequacy/incident-history", methods=["POST"])
+@api_roles(WRITERS)
+@bp.arguments(s.PastIncidentInSchema)
+@idempotent
+@bp.response(200, s.PastIncidentSchema)
+@bp.doc(**WRITE_DOC)
+def record_past_incident(data: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Record a past incident the product did not handle (its losses count towards the rule)."""
+    return _past(adequacy.record_external_incident(context.db(), actor(), occurred_on=data["occurred_on"],
+                                                   loss_jpy=data["loss_jpy"], description=data["description"]))
+
+
+@bp.route("/adequacy/incident-history", methods=["GET"])
+@api_roles(READERS)
+@bp.arguments(s.PageArgs, location="query")
+@bp.response(200, s.PastIncidentPageSchema)
+def list_past_incidents(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Past incidents recorded by hand (the product's own incidents count without this)."""
+    rows = api_reads.adequacy_inputs_page(context.db(), actor(), "history", pagination.decode(args.get("after")),
+                                          args["limit"])
+    return _page(rows, args["limit"], lambda e: e.id, _past)
+
+
+def _component(c: Any) -> dict[str, Any]:
+    return {"key": c.key, "base_jpy": c.base_jpy, "rate": canonical_decimal(c.rate), "amount_jpy": c.amount_jpy}
+
+
+@bp.route("/adequacy/requirement", methods=["GET"])
+@api_roles(READERS)
+@bp.arguments(s.RequirementArgs, location="query")
+@bp.response(200, s.RequirementSchema)
+def read_requirement(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The required liability reserve on a date, every component shown, and whether it is met."""
+    result = adequacy.adequacy(context.db(), actor(), args.get("as_of"))
+    if result is None:
+        raise ApiError(404, "not_found", "no reserve rule is in force on that date", "as_of")
+    r = result.requirement
+    return {"as_of": result.as_of, "rule_version": result.rule.version, "rule_illustrative": result.rule.illustrative,
+            "volume_components": [_component(c) for c in r.volume_components], "volume_part_jpy": r.volume_part_jpy,
+            "holdings_components": [_component(c) for c in r.holdings_components],
+            "holdings_part_jpy": r.holdings_part_jpy, "incident_component": _component(r.incident_component),
+            "incident_part_jpy": r.incident_part_jpy, "sum_jpy": r.sum_jpy,
+            "gross_requirement_jpy": r.gross_requirement_jpy, "binding": r.binding,
+            "insurance_available_jpy": r.insurance_available_jpy, "insurance_offset_jpy": r.insurance_offset_jpy,
+            "cash_requirement_jpy": r.cash_requirement_jpy, "reserve_balance_jpy": r.reserve_balance_jpy,
+            "surplus_jpy": r.surplus_jpy, "met": r.met}
