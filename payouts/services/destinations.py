@@ -45,6 +45,21 @@ def current_destination(session: Session, customer_id: int) -> PayoutDestination
         PayoutDestination.customer_id == customer_id, PayoutDestination.status == "approved"))
 
 
+def portal_badges(session: Session, customer_id: int) -> tuple[str, int]:
+    """The account's state (approved, pending or missing) and the count of unread notices, in
+    one query: every portal page shows both."""
+    from payouts.db.models import Notice
+
+    approved = select(PayoutDestination.id).where(PayoutDestination.customer_id == customer_id,
+                                                  PayoutDestination.status == "approved").exists()
+    pending = select(PayoutDestination.id).where(PayoutDestination.customer_id == customer_id,
+                                                 PayoutDestination.status == "pending").exists()
+    unread = select(func.count()).select_from(Notice).where(
+        Notice.customer_id == customer_id, Notice.read_at.is_(None)).scalar_subquery()
+    has_approved, has_pending, count = session.execute(select(approved, pending, unread)).one()
+    return ("approved" if has_approved else "pending" if has_pending else "missing"), int(count or 0)
+
+
 def destination_status(session: Session, customer_id: int) -> str:
     """approved, pending or missing, in one query: whether payouts have somewhere to go."""
     found = set(session.scalars(select(PayoutDestination.status).where(

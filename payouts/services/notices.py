@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from payouts.audit.chain import canonical_json
@@ -51,17 +51,6 @@ def my_notices(session: Session, actor: Actor, customer_id: int, limit: int = 50
     require_role(actor, {Role.CUSTOMER}, "read notices")
     return list(session.scalars(select(Notice).where(Notice.customer_id == customer_id)
                                 .order_by(Notice.created_at.desc(), Notice.id.desc()).limit(limit)))
-
-
-def my_notices_and_unread(session: Session, actor: Actor, customer_id: int, limit: int = 50
-                          ) -> tuple[list[Notice], int]:
-    """The newest notices and how many of all are unread, in one query (every portal page
-    shows the count)."""
-    require_role(actor, {Role.CUSTOMER}, "read notices")
-    unread = func.sum(case((Notice.read_at.is_(None), 1), else_=0)).over()
-    rows = session.execute(select(Notice, unread).where(Notice.customer_id == customer_id)
-                           .order_by(Notice.created_at.desc(), Notice.id.desc()).limit(limit)).all()
-    return [notice for notice, _n in rows], int(rows[0][1]) if rows else 0
 
 
 def unread_count(session: Session, customer_id: int) -> int:

@@ -138,6 +138,7 @@ def test_customer_disputes_staff_adjust_and_two_people_approve(
     # --- the customer disputes it: a reason, the right amount and a statement ---------------
     statement = tmp_path / "statement.png"
     statement.write_bytes(tiny_png())
+    customer.get_by_role("link", name="Dispute the claim…").click()
     customer.get_by_label("What is wrong with the claim?").fill(
         "I held 1.5 BTC at the time of the hack, not 1.25: see my statement.")
     customer.get_by_label("Correct amount of BTC").fill("1.5")

@@ -106,8 +106,10 @@ def test_customer_sees_own_claim_lines_and_total(customer, opened):  # type: ign
     assert "1.25" not in page.text
     assert "Claim opened with the positions" in page.text  # the timeline starts
     assert 'action="/portal/claims/%d/accept"' % opened["C1"] in page.text
-    assert 'enctype="multipart/form-data"' in page.text
-    assert "PDF, PNG or JPEG, at most 10 MB each" in page.text
+    assert 'href="/portal/claims/%d/dispute"' % opened["C1"] in page.text
+    dispute_page = customer.get(f"/portal/claims/{opened['C1']}/dispute")
+    assert dispute_page.status_code == 200 and 'enctype="multipart/form-data"' in dispute_page.text
+    assert "PDF, PNG or JPEG, at most 10 MB each" in dispute_page.text and "JPY 5,000,000" in dispute_page.text
 
 
 def test_home_keeps_the_losses_of_incidents_whose_claims_are_not_open(customer):  # type: ignore[no-untyped-def]
@@ -136,7 +138,7 @@ def test_accept_moves_the_claim_and_a_stale_page_gets_the_conflict(customer, ope
     assert again.status_code == 409
     assert "changed since you opened the page" in again.text
     assert "Accepted by you" in again.text
-    assert row_version(again.text) != seen
+    assert row_version(customer.get(f"/portal/claims/{claim_id}/dispute").text) != seen
 
 
 def test_a_dispute_against_a_version_staff_changed_is_refused(customer, opened, session):  # type: ignore[no-untyped-def]

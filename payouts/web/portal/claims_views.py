@@ -13,13 +13,13 @@ from werkzeug.utils import secure_filename
 from payouts.domain.claims import ALLOWED_FROM, ClaimAction, ClaimStatus
 from payouts.domain.errors import ConflictError, ValidationError
 from payouts.domain.roles import Role
-from payouts.services import claims, evidence, notices
+from payouts.services import claims, destinations, evidence
 from payouts.services.evidence import MAX_FILE_BYTES, MAX_FILES, StoredEvidence
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.portal.forms import AcceptForm, DisputeForm, WithdrawForm, dispute_form
 from payouts.web.portal.steps import RECEIPT_STATUSES, next_step, timeline
-from payouts.web.portal.views import bp, customer_id, destination_state, policy
+from payouts.web.portal.views import bp, customer_id, policy
 
 CUSTOMERS = {Role.CUSTOMER}
 
@@ -32,6 +32,10 @@ def _may(status: str, action: ClaimAction) -> bool:
     return ClaimStatus(status) in ALLOWED_FROM[action]
 
 
+DISPUTE_PAGE = "portal/dispute.html"
+WITHDRAW_PAGE = "portal/withdraw.html"
+
+
 def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw: WithdrawForm | None = None,
                   conflict: str | None = None, status: int = 200, template: str = "portal/claim.html"):  # type: ignore[no-untyped-def]
     session, who = db(), actor()
@@ -42,7 +46,9 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
     # A form sent back with errors keeps the row version it was sent with, so a claim that
     # changed meanwhile is still caught; fresh forms (and forms after a conflict) carry the
     # version shown now.
-    if dispute is None or conflict:
+    if template != DISPUTE_PAGE:
+        dispute = None  # only the dispute page has the form (the claim page links to it)
+    elif dispute is None or conflict:
         fresh = dispute_form(assets)
         if dispute is not None:  # keep what the customer typed (files must be chosen again)
             fresh.reason.data = dispute.reason.data
@@ -53,18 +59,19 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
         dispute = fresh
     accept = AcceptForm(formdata=None)
     accept.row_version.data = str(claim.row_version)
-    if withdraw is None or conflict:
+    if template != WITHDRAW_PAGE:
+        withdraw = None
+    elif withdraw is None or conflict:
         withdraw = WithdrawForm(formdata=None)
         withdraw.row_version.data = str(claim.row_version)
-    my_notices, g.portal_unread_count = notices.my_notices_and_unread(session, who, cid)
-    account = destination_state(session, cid)
+    account, g.portal_unread_count = destinations.portal_badges(session, cid)
     return render_template(
         template,
         detail=detail,
         claim=claim,
         step=next_step(claim, detail.disputes, has_destination=account == "approved"),
         events=timeline(claim, disputes=detail.disputes, versions=detail.versions, approvals=detail.approvals,
-                        approvals_required=detail.approvals_required, notices=my_notices,
+                        approvals_required=detail.approvals_required, notices=detail.notices,
                         locale=str(get_locale())),
         current_version=next((v for v in detail.versions if v.version == claim.version), None),
         disputes=_disputes(detail.disputes,
@@ -126,20 +133,22 @@ def claim_accept(claim_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("portal.claim", claim_id=claim_id))
 
 
-@bp.post("/claims/<int:claim_id>/dispute")
+@bp.route("/claims/<int:claim_id>/dispute", methods=["GET", "POST"])
 @roles_required(CUSTOMERS)
 def claim_dispute(claim_id: int):  # type: ignore[no-untyped-def]
+    if request.method == "GET":
+        return _render_claim(claim_id, template=DISPUTE_PAGE)
     session, who = db(), actor()
     detail = claims.my_claim(session, who, claim_id, policy())  # someone else's claim: 404
     form = dispute_form([line.asset for line in detail.lines])
     if not form.validate_on_submit():
         if form.row_version.errors:
             abort(400)
-        return _render_claim(claim_id, dispute=form, status=422)
+        return _render_claim(claim_id, dispute=form, template=DISPUTE_PAGE, status=422)
     uploads = [f for f in (form.evidence.data or []) if f and f.filename]
     if len(uploads) > MAX_FILES:
         form.evidence.errors = [_("Send at most %(count)s files.", count=MAX_FILES)]
-        return _render_claim(claim_id, dispute=form, status=422)
+        return _render_claim(claim_id, dispute=form, template=DISPUTE_PAGE, status=422)
     stored: list[StoredEvidence] = []
     try:
         for index, upload in enumerate(uploads):
@@ -150,10 +159,11 @@ def claim_dispute(claim_id: int):  # type: ignore[no-untyped-def]
     except ValidationError as exc:
         evidence.discard(_evidence_dir(), stored)
         _attach(form, exc)
-        return _render_claim(claim_id, dispute=form, status=422)
+        return _render_claim(claim_id, dispute=form, template=DISPUTE_PAGE, status=422)
     except ConflictError as exc:
         evidence.discard(_evidence_dir(), stored)
-        return _render_claim(claim_id, dispute=form, conflict=_conflict_message(exc), status=409)
+        return _render_claim(claim_id, dispute=form, template=DISPUTE_PAGE, conflict=_conflict_message(exc),
+                                 status=409)
     except BaseException:
         evidence.discard(_evidence_dir(), stored)
         raise
@@ -182,12 +192,12 @@ def _attach(form: DisputeForm, exc: ValidationError) -> None:
 def claim_withdraw(claim_id: int):  # type: ignore[no-untyped-def]
     claims.own_claim(db(), actor(), claim_id)
     if request.method == "GET":
-        return _render_claim(claim_id, template="portal/withdraw.html")
+        return _render_claim(claim_id, template=WITHDRAW_PAGE)
     form = WithdrawForm()
     if not form.validate_on_submit():
         if form.row_version.errors:
             abort(400)
-        return _render_claim(claim_id, withdraw=form, template="portal/withdraw.html", status=422)
+        return _render_claim(claim_id, withdraw=form, template=WITHDRAW_PAGE, status=422)
     try:
         claims.withdraw_claim(db(), actor(), claim_id, _row_version(form))
     except ConflictError as exc:
