@@ -76,6 +76,8 @@ class Config:
     four_eyes_threshold_jpy: int = 1_000_000
     #: The payment rail disbursements go through: "sandbox" (simulated bank) or "zengin" (files).
     rail: str = "sandbox"
+    #: Loss files larger than this are imported by a worker (a job with a status), not in the request.
+    import_job_bytes: int = 8 * 1024 * 1024
     #: Payments one disbursement job makes together.
     disbursement_batch_size: int = 1000
     #: The simulated bank's behaviour (sandbox rail): latency per call, failures per thousand.
@@ -105,6 +107,7 @@ class Config:
             "four_eyes_threshold_jpy": _int_env("PAYOUTS_FOUR_EYES_THRESHOLD_JPY", 1_000_000),
             "rail": os.environ.get("PAYOUTS_RAIL", "sandbox"),
             "disbursement_batch_size": _int_env("PAYOUTS_DISBURSEMENT_BATCH_SIZE", 1000),
+            "import_job_bytes": _int_env("PAYOUTS_IMPORT_JOB_BYTES", 8 * 1024 * 1024),
             "sandbox_latency_ms": _int_env("PAYOUTS_SANDBOX_LATENCY_MS", 0),
             "sandbox_transient_per_mille": _int_env("PAYOUTS_SANDBOX_TRANSIENT_PER_MILLE", 0),
             "sandbox_rejection_per_mille": _int_env("PAYOUTS_SANDBOX_REJECTION_PER_MILLE", 0),

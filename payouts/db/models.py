@@ -976,3 +976,34 @@ class IdempotencyRecord(Base):
         UniqueConstraint("api_key_id", "idempotency_key"),
         CheckConstraint("status IN ('in_progress', 'done')", name="status_known"),
     )
+
+
+class ImportJob(Base):
+    """A large loss file waiting for (or being run by) a worker, and how its import ended."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    #: The spooled upload, under the upload directory (never a web root); removed when done.
+    stored_name: Mapped[str] = mapped_column(String(100), unique=True)
+    byte_size: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    #: imported, already_imported or rejected, once done.
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("loss_imports.id"))
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    problem_count: Mapped[int | None] = mapped_column(BigInteger)
+    #: JSON list of the first problems, each naming its line.
+    problems: Mapped[str] = mapped_column(Text, default="[]")
+    created_by_label: Mapped[str] = mapped_column(String(200))
+    created_by_role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_import_jobs_incident", "incident_id"),
+        CheckConstraint("status IN ('queued', 'running', 'done')", name="status_known"),
+    )

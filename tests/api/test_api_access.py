@@ -10,7 +10,7 @@ from payouts.web.access import ACCESS_ATTR
 from payouts.web.api.auth import API_ROLES_ATTR
 from tests.api.conftest import KEY_ROLES
 
-SAMPLE = {"ref": "INC-1", "import_id": 1, "claim_id": 1, "run_id": 1, "disbursement_id": 1,
+SAMPLE = {"ref": "INC-1", "import_id": 1, "job_id": 1, "claim_id": 1, "run_id": 1, "disbursement_id": 1,
           "customer_ref": "C1"}
 OPEN = {"api_openapi_json", "api_docs"}
 

@@ -302,3 +302,23 @@ def test_reserve_adequacy_inputs_and_requirement_through_the_api(api_app, call):
     assert body["incident_part_jpy"] == 300_000_000 and body["sum_jpy"] == 1_501_000_000
     assert body["cash_requirement_jpy"] == 1_501_000_000 and body["surplus_jpy"] == 499_000_000 and body["met"]
     assert [p for p in _floats(body)] == []
+
+
+def test_a_large_loss_file_is_imported_by_a_job_with_a_status_to_follow(api_app, call):  # type: ignore[no-untyped-def]
+    call(Role.STAFF, "POST", "/incidents", json=NEW_INCIDENT)
+    data = b"customer_ref,asset,amount\nJ1,BTC,0.5\nJ2,BTC,1\n"
+    queued = call(Role.STAFF, "POST", "/incidents/INC-API-1/loss-imports?mode=job",
+                  data={"file": (io.BytesIO(data), "big.csv")}, content_type="multipart/form-data")
+    assert queued.status_code == 202, queued.json
+    assert queued.json["filename"] == "big.csv" and queued.json["byte_size"] == len(data)
+    job = call(Role.REGULATOR, "GET", f"/incidents/INC-API-1/import-jobs/{queued.json['id']}").json
+    # Without Redis the job ran inline; with workers it would be "queued" or "running" first.
+    assert job["status"] == "done" and job["outcome"] == "imported" and job["rows"] == 2
+    assert call(Role.STAFF, "GET", f"/incidents/INC-API-1/loss-imports/{job['import_id']}").status_code == 200
+    bad = call(Role.STAFF, "POST", "/incidents/INC-API-1/loss-imports?mode=job",
+               data={"file": (io.BytesIO(b"customer_ref,asset,amount\nJ3,BTC,-1\n"), "bad.csv")},
+               content_type="multipart/form-data")
+    failed = call(Role.STAFF, "GET", f"/incidents/INC-API-1/import-jobs/{bad.json['id']}").json
+    assert failed["outcome"] == "rejected" and failed["import_id"] is None
+    assert failed["problem_count"] == 1 and "line 2" in failed["problems"][0]
+    assert call(Role.STAFF, "GET", "/incidents/INC-API-1/import-jobs/999").status_code == 404

@@ -484,3 +484,25 @@ class RequirementSchema(Schema):
 VolumePageSchema = page_of(VolumeSchema, "VolumePage")
 SnapshotPageSchema = page_of(SnapshotSchema, "SnapshotPage")
 PastIncidentPageSchema = page_of(PastIncidentSchema, "PastIncidentPage")
+
+
+class ImportJobSchema(Schema):
+    id = fields.Integer(required=True)
+    incident = fields.String(required=True)
+    filename = fields.String(required=True)
+    byte_size = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "queued, running or done"})
+    outcome = fields.String(allow_none=True, metadata={"description": "imported, already_imported or rejected"})
+    import_id = fields.Integer(allow_none=True, metadata={"description": "the loss import it made"})
+    rows = fields.Integer(allow_none=True)
+    problem_count = fields.Integer(allow_none=True)
+    problems = fields.List(fields.String(), required=True, metadata={"description": "the first problems, by line"})
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class UploadArgs(Schema):
+    mode = fields.String(validate=validate.OneOf(["auto", "job"]), load_default="auto", metadata={
+        "description": "job: always import as a background job (202 with a status resource); auto: a job"
+                       " only above the server's size threshold"})

@@ -21,6 +21,7 @@ from payouts.services import (
     claim_queue,
     claims,
     disbursements,
+    import_jobs,
     incidents,
     loss_import,
 )
@@ -203,19 +204,35 @@ def incident_report(ref: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/incidents/<ref>/loss-imports", methods=["POST"])
 @api_roles(WRITERS)
+@bp.arguments(s.UploadArgs, location="query")
 @bp.arguments(s.UploadSchema, location="files")
 @idempotent
 @bp.response(201, s.LossImportResultSchema)
 @bp.alt_response(200, schema=s.LossImportResultSchema, description="the same file was imported before",
                  success=True)
+@bp.alt_response(202, schema=s.ImportJobSchema, description="a large file: imported by a worker; follow"
+                 " GET /incidents/{ref}/import-jobs/{id}", success=True)
 @bp.doc(**WRITE_DOC)
-def upload_losses(files: dict[str, Any], ref: str):  # type: ignore[no-untyped-def]
-    """Upload a loss file (CSV, multipart field `file`). It is validated and imported in the
-    request, all or nothing; a rejected file answers 422 with the problems by line."""
+def upload_losses(args: dict[str, Any], files: dict[str, Any], ref: str):  # type: ignore[no-untyped-def]
+    """Upload a loss file (CSV, multipart field `file`), imported all or nothing. A small file
+    is imported in the request (a rejected file answers 422 with the problems by line); a file
+    above the server's threshold, or any file with ?mode=job, is imported by a worker: 202 and
+    an import job to follow."""
     upload = files["file"]
     if not hasattr(upload, "stream"):
         raise ApiError(422, "validation_error", "file: send the loss file as a multipart upload", "file")
     incidents.get_incident(context.db(), actor(), ref)  # 404 before reading a large file
+    state = current_app.extensions["payouts"]
+    stream = upload.stream
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    if args.get("mode") == "job" or size > state.config.import_job_bytes:
+        job = import_jobs.queue_import(context.db(), actor(), ref, stream, upload.filename or "upload.csv",
+                                       state.config.upload_dir)
+        if state.dispatch is not None:
+            state.dispatch(import_jobs.RUN_IMPORT_JOB, job.id)
+        return _job(import_jobs.get_job(context.db(), actor(), ref, job.id), ref), 202
     report = loss_import.import_losses(context.db(), actor(), ref, upload.stream, upload.filename or "upload.csv")
     if report.status == "rejected":
         raise ApiError(422, "loss_file_rejected",
@@ -224,6 +241,21 @@ def upload_losses(files: dict[str, Any], ref: str):  # type: ignore[no-untyped-d
     assert report.loss_import is not None
     body = _import(report.loss_import, ref) | {"outcome": report.status}
     return body, 201 if report.status == "imported" else 200
+
+
+def _job(job: Any, ref: str) -> dict[str, Any]:
+    return {"id": job.id, "incident": ref, "filename": job.filename, "byte_size": job.byte_size,
+            "status": job.status, "outcome": job.outcome, "import_id": job.import_id, "rows": job.rows,
+            "problem_count": job.problem_count, "problems": json.loads(job.problems or "[]"),
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at}
+
+
+@bp.route("/incidents/<ref>/import-jobs/<int(max=9223372036854775807):job_id>", methods=["GET"])
+@api_roles(READERS)
+@bp.response(200, s.ImportJobSchema)
+def read_import_job(ref: str, job_id: int):  # type: ignore[no-untyped-def]
+    """A loss file imported by a worker: queued, running or done, and how it ended."""
+    return _job(import_jobs.get_job(context.db(), actor(), ref, job_id), ref)
 
 
 @bp.route("/incidents/<ref>/loss-imports", methods=["GET"])
