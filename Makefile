@@ -39,6 +39,7 @@ test: install browser
 bench: install
 	$(BIN)/python bench/import_losses.py
 	$(BIN)/python bench/allocate.py
+	$(BIN)/python bench/disburse.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis test-output

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import ARRAY, BigInteger, and_, any_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event, record_events
@@ -64,6 +64,14 @@ S = DisbursementStatus
 #: Statuses whose money has not reached the customer and is not being worked on by staff.
 IN_FLIGHT = (S.HELD.value, S.PENDING.value, S.SUBMITTING.value, S.SUBMITTED.value, S.RETRYING.value)
 WORKABLE = (S.PENDING.value, S.SUBMITTING.value, S.RETRYING.value)
+
+
+def _among(session: Session, column, values: list[int]):  # type: ignore[no-untyped-def]
+    """``column IN values`` for a batch's thousand ids: on PostgreSQL one array parameter
+    (``= ANY``), so that neither SQLAlchemy nor psycopg handles a thousand placeholders a call."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(BigInteger)))
+    return column.in_(values)
 
 
 def payment_key(run_id: int, customer_id: int, source_id: str, destination_id: int | None) -> str:
@@ -138,20 +146,34 @@ def create_instructions(session: Session, actor: Actor, run: AllocationRun, sour
 def plan_batches(session: Session, incident_id: int, batch_size: int, rail: str = "") -> list[int]:
     """Group the incident's pending payments that have no batch into batches of ``batch_size``
     (one job each: one job per payment is too slow at a million customers)."""
+    # Locked as read: a concurrent planner (another sweeper) waits, then finds them batched.
     ids = list(session.scalars(select(Disbursement.id).where(
         Disbursement.incident_id == incident_id, Disbursement.status == S.PENDING.value,
-        Disbursement.batch_id.is_(None)).order_by(Disbursement.id)))
-    batch_ids = []
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        batch = DisbursementBatch(incident_id=incident_id, rail=rail, size=len(chunk), status="queued")
-        session.add(batch)
-        session.flush()
-        session.execute(update(Disbursement).where(
-            Disbursement.incident_id == incident_id, Disbursement.status == S.PENDING.value,
-            Disbursement.batch_id.is_(None), Disbursement.id.between(chunk[0], chunk[-1]))
-            .values(batch_id=batch.id).execution_options(synchronize_session=False))
-        batch_ids.append(batch.id)
+        Disbursement.batch_id.is_(None)).order_by(Disbursement.id).with_for_update()))
+    if not ids:
+        return []
+    batches = [DisbursementBatch(incident_id=incident_id, rail=rail, size=len(ids[i:i + batch_size]),
+                                 status="queued") for i in range(0, len(ids), batch_size)]
+    session.add_all(batches)
+    session.flush()
+    batch_ids = [b.id for b in batches]
+    # By primary key alone, a page of rows a statement: a condition on status or batch_id lets
+    # a planner whose statistics predate these rows scan that index once per batch, which
+    # took minutes at a million payments.
+    page = 50_000
+    for start in range(0, len(ids), page):
+        chunk = ids[start:start + page]
+        owners = [batch_ids[(start + i) // batch_size] for i in range(len(chunk))]
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text(
+                "UPDATE disbursements AS d SET batch_id = v.batch_id"
+                " FROM unnest(CAST(:ids AS bigint[]), CAST(:batches AS bigint[])) AS v(id, batch_id)"
+                " WHERE d.id = v.id"), {"ids": chunk, "batches": owners})
+        else:
+            table = Disbursement.__table__
+            session.execute(table.update().where(table.c.id == bindparam("b_id"))
+                            .values(batch_id=bindparam("b_batch")),
+                            [{"b_id": i, "b_batch": b} for i, b in zip(chunk, owners)])
     return batch_ids
 
 
@@ -259,7 +281,7 @@ def process_batch(session: Session, actor: Actor, rail: Rail, batch_id: int, *,
             _finish_if_done(session, batch, now)
             return outcome
         ids = [r.id for r in rows]
-        session.execute(update(Disbursement).where(Disbursement.id.in_(ids)).values(
+        session.execute(update(Disbursement).where(_among(session, Disbursement.id, ids)).values(
             status=S.SUBMITTING.value, attempts=Disbursement.attempts + 1, updated_at=now, rail=rail.name)
             .execution_options(synchronize_session=False))
         batch.status = "running"
@@ -291,7 +313,7 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
         current = {r.id: r for r in session.execute(
             select(Disbursement.id, Disbursement.attempts, Disbursement.idempotency_key, Disbursement.amount_jpy,
                    Disbursement.source_id, Disbursement.customer_id, Disbursement.incident_id)
-            .where(Disbursement.id.in_(ids), Disbursement.status == S.SUBMITTING.value)
+            .where(_among(session, Disbursement.id, ids), Disbursement.status == S.SUBMITTING.value)
             .with_for_update()).all()}
         by_key = {r.idempotency_key: r for r in current.values()}
         changes: list[dict[str, object]] = []
@@ -332,19 +354,46 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
                            {"status": [S.SUBMITTING.value, change["b_status"]], "attempt": row.attempts,
                             "rail_reference": result.reference}))
         if changes:
-            table = Disbursement.__table__
-            session.execute(
-                table.update().where(table.c.id == bindparam("b_id")).where(table.c.status == S.SUBMITTING.value)
-                .values(status=bindparam("b_status"), rail_reference=bindparam("b_reference"),
-                        failure_reason=bindparam("b_reason"), next_attempt_at=bindparam("b_next"),
-                        paid_at=bindparam("b_paid_at"), updated_at=now), changes)
-            record_events(session, actor, events)
+            _apply_changes(session, changes, now)
         if reserve_paid:
             session.add(ReserveEntry(kind="payment", amount_jpy=reserve_paid, incident_id=batch.incident_id,
                                      created_by_label=actor.label, memo=f"Payments of batch #{batch_id}"))
-        _settle_customers(session, actor, paid_customers, now)
+        claim_ids = _notify_and_find_settled(session, paid_customers, now)
         _notify_failures(session, [c for c in changes if c["b_status"] == S.NEEDS_ATTENTION.value], current, now)
         _finish_if_done(session, batch, now)
+        # The audit chain has one head for every writer: it is taken last, so that other
+        # workers wait for this one's events and commit only, not for all of the above.
+        if events:
+            record_events(session, actor, events)
+        _mark_claims_paid(session, actor, claim_ids)
+
+
+def _apply_changes(session: Session, changes: list[dict[str, object]], now: dt.datetime) -> None:
+    """Each settled payment's new state. The rows were read "submitting" and locked by this
+    transaction (FOR UPDATE), so nobody else has settled them since."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement over arrays (an executemany is a thousand statements for the server),
+        # joined on the primary key alone: a condition on status would let the planner, whose
+        # statistics rarely see "submitting" rows, pick a status index and compare every row
+        # with every row.
+        session.execute(text(
+            "UPDATE disbursements AS d SET status = v.status, rail_reference = v.reference,"
+            " failure_reason = v.reason, next_attempt_at = v.next_at, paid_at = v.paid_at, updated_at = :now"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS varchar[]), CAST(:refs AS varchar[]),"
+            " CAST(:reasons AS varchar[]), CAST(:nexts AS timestamptz[]), CAST(:paid AS timestamptz[]))"
+            " AS v(id, status, reference, reason, next_at, paid_at)"
+            " WHERE d.id = v.id"),
+            {"now": now, "ids": [c["b_id"] for c in changes],
+             "statuses": [c["b_status"] for c in changes], "refs": [c["b_reference"] for c in changes],
+             "reasons": [c["b_reason"] for c in changes], "nexts": [c["b_next"] for c in changes],
+             "paid": [c["b_paid_at"] for c in changes]})
+        return
+    table = Disbursement.__table__
+    session.execute(
+        table.update().where(table.c.id == bindparam("b_id")).where(table.c.status == S.SUBMITTING.value)
+        .values(status=bindparam("b_status"), rail_reference=bindparam("b_reference"),
+                failure_reason=bindparam("b_reason"), next_attempt_at=bindparam("b_next"),
+                paid_at=bindparam("b_paid_at"), updated_at=now), changes)
 
 
 _PAST = {S.PAID.value: "paid", S.SUBMITTED.value: "submitted", S.RETRYING.value: "retry_scheduled",
@@ -354,34 +403,47 @@ _PAST = {S.PAID.value: "paid", S.SUBMITTED.value: "submitted", S.RETRYING.value:
 def _settle_customers(session: Session, actor: Actor, paid: list[tuple[int, int, int]], now: dt.datetime) -> None:
     """Notices for payments made, and claims marked paid once everything allocated to the
     customer has been paid (the insurers' parts may come later than the reserve's)."""
-    if not paid:
-        return
-    from payouts.services.claims import mark_claims_paid
+    _mark_claims_paid(session, actor, _notify_and_find_settled(session, paid, now))
 
-    session.execute(Notice.__table__.insert(), [
-        {"customer_id": c, "claim_id": None, "kind": "payment.sent", "params": json.dumps({"amount_jpy": a}),
-         "created_at": now} for _i, c, a in paid])
+
+def _notify_and_find_settled(session: Session, paid: list[tuple[int, int, int]], now: dt.datetime) -> list[int]:
+    """Notices for payments (incident, customer, yen) made; the ids of the approved claims
+    whose customer has now been paid everything allocated to them."""
+    if not paid:
+        return []
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    stamp = now if postgresql else now.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    bulk_insert(session, Notice.__tablename__, ("customer_id", "kind", "params", "created_at"),
+                ((c, "payment.sent", json.dumps({"amount_jpy": a}), stamp) for _i, c, a in paid))
     by_incident: dict[int, set[int]] = defaultdict(set)
     for incident_id, customer_id, _a in paid:
         by_incident[incident_id].add(customer_id)
+    claim_ids: list[int] = []
     for incident_id, customers in by_incident.items():
         ids = sorted(customers)
         allocated = dict(session.execute(
             select(AllocationLine.customer_id, func.sum(AllocationLine.payout_jpy))
             .join(AllocationRun, AllocationRun.id == AllocationLine.run_id)
-            .where(AllocationRun.incident_id == incident_id, AllocationLine.customer_id.in_(ids))
+            .where(AllocationRun.incident_id == incident_id, _among(session, AllocationLine.customer_id, ids))
             .group_by(AllocationLine.customer_id)).all())
         paid_so_far = dict(session.execute(
             select(Disbursement.customer_id, func.sum(Disbursement.amount_jpy))
-            .where(Disbursement.incident_id == incident_id, Disbursement.customer_id.in_(ids),
+            .where(Disbursement.incident_id == incident_id, _among(session, Disbursement.customer_id, ids),
                    Disbursement.status == S.PAID.value)
             .group_by(Disbursement.customer_id)).all())
         done = [c for c in ids if allocated.get(c) and int(paid_so_far.get(c, 0)) == int(allocated[c])]
         if done:
-            claim_ids = session.scalars(select(Claim.id).where(
-                Claim.incident_id == incident_id, Claim.customer_id.in_(done),
+            claim_ids += session.scalars(select(Claim.id).where(
+                Claim.incident_id == incident_id, _among(session, Claim.customer_id, done),
                 Claim.status == ClaimStatus.APPROVED.value))
-            mark_claims_paid(session, actor, list(claim_ids))
+    return claim_ids
+
+
+def _mark_claims_paid(session: Session, actor: Actor, claim_ids: list[int]) -> None:
+    if claim_ids:
+        from payouts.services.claims import mark_claims_paid
+
+        mark_claims_paid(session, actor, claim_ids)
 
 
 def _notify_failures(session: Session, failed: list[dict[str, object]], rows: dict, now: dt.datetime) -> None:
