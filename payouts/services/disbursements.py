@@ -257,9 +257,12 @@ class BatchOutcome:
     timed_out: bool = False
 
 
-def process_batch(session: Session, actor: Actor, rail: Rail, batch_id: int, *,
-                  stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> BatchOutcome:
-    """Pay what is due in one batch. Safe to run twice, concurrently, or after a crash."""
+def process_batch(session: Session, actor: Actor, rail: Rail, batch_id: int) -> BatchOutcome:
+    """Pay what is due in one batch. Safe to run twice, concurrently, or after a crash.
+
+    Payments left "submitting" are sent again: the job that marked them may have died, and a
+    live one that is still waiting for the bank loses nothing by a duplicate, because the bank
+    answers the same key with the same payment."""
     outcome = BatchOutcome(batch_id)
     now = utcnow()
     with transaction(session):

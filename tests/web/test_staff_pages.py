@@ -120,3 +120,21 @@ def test_nul_characters_are_refused(client_for):  # type: ignore[no-untyped-def]
                            data={"csrf_token": token, "asset": "BTC", "price": "1", "source": "bad\x00source"})
     assert response.status_code == 400
     assert client.get("/staff/audit", query_string={"actor": "a\x00b"}).status_code == 400
+
+
+def test_a_large_loss_file_is_imported_by_a_job_the_page_follows(client_for, app):  # type: ignore[no-untyped-def]
+    import dataclasses
+    import io
+
+    state = app.extensions["payouts"]
+    state.config = dataclasses.replace(state.config, import_job_bytes=10)  # everything is "large"
+    client = client_for(Role.STAFF)
+    client.get("/lang/en")
+    token = csrf_token(client.get("/staff/incidents/INC-1").text)
+    sent = client.post("/staff/incidents/INC-1/imports", content_type="multipart/form-data", data={
+        "csrf_token": token, "file": (io.BytesIO(b"customer_ref,asset,amount\nC7,BTC,0.25\n"), "big.csv")})
+    assert sent.status_code == 302 and "/import-jobs/" in sent.headers["Location"]
+    page = client.get(sent.headers["Location"])  # no Redis: the job ran inline already
+    assert page.status_code == 200 and "Imported: 1 rows." in page.text and 'http-equiv="refresh"' not in page.text
+    assert client_for(Role.REGULATOR).get(sent.headers["Location"]).status_code == 200
+    assert client_for(Role.CUSTOMER).get(sent.headers["Location"]).status_code == 403

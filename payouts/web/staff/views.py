@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 from flask_login import current_user
@@ -13,7 +14,7 @@ from werkzeug.utils import secure_filename
 from payouts.domain.errors import ValidationError
 from payouts.domain.money import canonical_decimal, format_amount
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Role
-from payouts.services import incidents, loss_import
+from payouts.services import import_jobs, incidents, loss_import
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.forms import ENTRY_KIND_LABELS, INCIDENT_TYPE_LABELS, IncidentForm, PriceForm, UploadForm
@@ -111,6 +112,16 @@ def import_upload(ref: str):  # type: ignore[no-untyped-def]
     incident = incidents.get_incident(db(), actor(), ref)
     upload = form.file.data
     name = secure_filename(upload.filename or "") or "upload.csv"
+    state = current_app.extensions["payouts"]
+    upload.stream.seek(0, 2)
+    size = upload.stream.tell()
+    upload.stream.seek(0)
+    if size > state.config.import_job_bytes:
+        # A large file goes to a worker; the page to follow it refreshes itself.
+        job = import_jobs.queue_import(db(), actor(), incident.ref, upload.stream, name, state.config.upload_dir)
+        if state.dispatch is not None:
+            state.dispatch(import_jobs.RUN_IMPORT_JOB, job.id)
+        return redirect(url_for("staff.import_job", ref=ref, job_id=job.id))
     # The upload is already spooled in the private upload directory (payouts.web.uploads);
     # the import reads it there, and it is gone when the request ends.
     report = loss_import.import_losses(db(), actor(), incident.ref, upload.stream, name)
@@ -121,6 +132,16 @@ def import_upload(ref: str):  # type: ignore[no-untyped-def]
         flash(_("This file was already imported; nothing was changed."), "info")
         return redirect(url_for("staff.import_detail", ref=ref, import_id=report.loss_import.id))
     return render_template("staff/import_rejected.html", incident=incident, report=report), 422
+
+
+@bp.get("/incidents/<ref>/import-jobs/<int:job_id>")
+@roles_required(BACK_OFFICE_READERS)
+def import_job(ref: str, job_id: int):  # type: ignore[no-untyped-def]
+    session, who = db(), actor()
+    incident = incidents.get_incident(session, who, ref)
+    job = import_jobs.get_job(session, who, ref, job_id)
+    return render_template("staff/import_job.html", incident=incident, job=job,
+                           problems=json.loads(job.problems or "[]"))
 
 
 @bp.get("/incidents/<ref>/imports/<int:import_id>")
