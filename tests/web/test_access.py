@@ -13,7 +13,7 @@ from payouts.web.access import ACCESS_ATTR
 from tests.web.conftest import csrf_token
 
 SAMPLE_ARGS = {"ref": "INC-1", "import_id": 1, "code": "en", "filename": "app.css", "run_id": 1, "test_id": 1,
-               "customer_ref": "C1", "claim_id": 1, "file_id": 1, "destination_id": 1, "disbursement_id": 1, "job_id": 1}
+               "customer_ref": "C1", "claim_id": 1, "file_id": 1, "destination_id": 1, "disbursement_id": 1, "job_id": 1, "payment_id": 1}
 OPEN_ENDPOINTS = {"static"}
 
 

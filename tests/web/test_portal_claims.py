@@ -368,3 +368,41 @@ def test_nobody_else_reaches_a_customers_claim_pages(app, client_for, customer, 
             assert response.status_code == 302 and "/login" in response.headers["Location"]
     # Nothing the others sent changed the claim.
     assert claim_status(session, claim_id) == "disputed"
+
+
+# --- payments and statements ----------------------------------------------------------------
+
+
+def test_a_paid_payment_has_a_statement_only_its_owner_reads(app, customer, client_for, opened, session):  # type: ignore[no-untyped-def]
+    from payouts.db.models import Disbursement, PayoutDestination
+    from payouts.services import allocation, funding
+    from tests.helpers import approve_all_claims
+
+    approve_all_claims(session, STAFF, "INC-1")
+    c1 = session.scalar(select(Customer.id).where(Customer.external_ref == "C1"))
+    # C1 has an approved account; C2 has none, so C2's payment is held.
+    session.add(PayoutDestination(customer_id=c1, bank_code="0005", branch_code="001", account_type="ordinary",
+                                  account_number="1234567", holder_kana="ｶｽﾀﾏ- ﾜﾝ", status="approved",
+                                  approvals_required=1, submitted_by_label="test"))
+    session.commit()
+    funding.record_reserve_movement(session, STAFF, kind="deposit", amount_jpy=20_000_000, memo="cash")
+    allocation.commit_allocation(session, STAFF, "INC-1", dispatch=app.extensions["payouts"].dispatch)
+    paid = session.scalar(select(Disbursement).where(Disbursement.customer_id == c1))
+    held = session.scalar(select(Disbursement).where(Disbursement.customer_id != c1))
+    session.refresh(paid)
+    assert paid.status == "paid" and held.status == "held"
+    session.commit()  # SQLite: no transaction (and its write lock) left open across requests
+
+    page = customer.get(f"/portal/claims/{opened['C1']}")
+    assert "Your payments" in page.text and f"/portal/payments/{paid.id}/statement" in page.text
+    statement = customer.get(f"/portal/payments/{paid.id}/statement")
+    assert statement.status_code == 200
+    assert "JPY 5,000,000" in statement.text and f"INC-1-{paid.id}" in statement.text
+    assert "****567" in statement.text and "1234567" not in statement.text
+    assert "liability reserve" in statement.text
+    download = customer.get(f"/portal/payments/{paid.id}/statement?download=1")
+    assert "attachment" in download.headers["Content-Disposition"]
+    other = english(client_for("other"))
+    assert other.get(f"/portal/payments/{paid.id}/statement").status_code == 404  # not theirs
+    assert other.get(f"/portal/payments/{held.id}/statement").status_code == 404  # theirs, not paid
+    assert client_for(Role.STAFF).get(f"/portal/payments/{paid.id}/statement").status_code == 403

@@ -13,7 +13,7 @@ from werkzeug.utils import secure_filename
 from payouts.domain.claims import ALLOWED_FROM, ClaimAction, ClaimStatus
 from payouts.domain.errors import ConflictError, ValidationError
 from payouts.domain.roles import Role
-from payouts.services import claims, destinations, evidence
+from payouts.services import claims, destinations, evidence, statements
 from payouts.services.evidence import MAX_FILE_BYTES, MAX_FILES, StoredEvidence
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
@@ -65,10 +65,14 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
         withdraw = WithdrawForm(formdata=None)
         withdraw.row_version.data = str(claim.row_version)
     account, g.portal_unread_count = destinations.portal_badges(session, cid)
+    # Payments exist only once an approved claim's allocation is committed.
+    payments = (statements.claim_payments(session, who, claim)
+                if ClaimStatus(claim.status) in (ClaimStatus.APPROVED, ClaimStatus.PAID) else [])
     return render_template(
         template,
         detail=detail,
         claim=claim,
+        payments=payments,
         step=next_step(claim, detail.disputes, has_destination=account == "approved"),
         events=timeline(claim, disputes=detail.disputes, versions=detail.versions, approvals=detail.approvals,
                         approvals_required=detail.approvals_required, notices=detail.notices,
@@ -219,6 +223,21 @@ def receipt(claim_id: int):  # type: ignore[no-untyped-def]
     response = make_response(page)
     if download:
         name = secure_filename(f"receipt-{detail.incident.ref}-{detail.claim.id}.html") or "receipt.html"
+        response.headers.set("Content-Disposition", "attachment", filename=name)
+    return response
+
+
+@bp.get("/payments/<int:payment_id>/statement")
+@roles_required(CUSTOMERS)
+def payment_statement(payment_id: int):  # type: ignore[no-untyped-def]
+    # Another customer's payment, or one not paid yet, is reported as missing (404).
+    found = statements.statement(db(), actor(), payment_id)
+    download = request.args.get("download") == "1"
+    page = render_template("portal/statement.html", s=found, download=download)
+    response = make_response(page)
+    response.headers["Cache-Control"] = "private, no-store"
+    if download:
+        name = secure_filename(f"payout-statement-{found.incident.ref}-{found.payment.id}.html") or "statement.html"
         response.headers.set("Content-Disposition", "attachment", filename=name)
     return response
 
