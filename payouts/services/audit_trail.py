@@ -174,4 +174,6 @@ def record_view(session: Session, actor: Actor, what: str) -> None:
         return
     session.rollback()  # end the page's read transaction: the record is a transaction of its own
     with transaction(session):
-        record_event(session, actor, "regulator.viewed", "page", what[:80], f"{actor.label} viewed {what[:300]}")
+        # The subject column is short; the whole address (with its filters) is kept in details.
+        record_event(session, actor, "regulator.viewed", "page", what[:80], f"{actor.label} viewed {what[:300]}",
+                     {"path": what[:4000]})

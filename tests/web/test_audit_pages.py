@@ -73,6 +73,17 @@ def test_what_a_regulator_views_is_recorded(client_for, app):  # type: ignore[no
     assert any("/staff/adequacy/stress.csv" in s for s in viewed)
 
 
+def test_a_long_filtered_address_is_recorded_whole(client_for, app):  # type: ignore[no-untyped-def]
+    import json
+
+    long_filter = "/staff/audit?actor=&action=regulator.&subject_type=page&subject_id=&since=&until=&x=" + "y" * 200
+    assert client_for(Role.REGULATOR).get(long_filter).status_code == 200
+    session = app.extensions["payouts"].session_factory()
+    events = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "regulator.viewed")))
+    session.close()
+    assert any(json.loads(e.details).get("path") == long_filter for e in events)
+
+
 def test_staff_views_are_not_logged_as_regulator_views(client_for, app):  # type: ignore[no-untyped-def]
     client_for(Role.STAFF).get("/staff/incidents/INC-1")
     session = app.extensions["payouts"].session_factory()
