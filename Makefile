@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/import_losses.py
 	$(BIN)/python bench/allocate.py
 	$(BIN)/python bench/disburse.py
+	$(BIN)/python bench/portal_load.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis test-output
