@@ -16,6 +16,8 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from payouts.config import Config
 
@@ -38,6 +40,15 @@ def make_dispatch(config: Config, queue: str = "payouts-default", *, engine: Any
         rq_queue = Queue(queue, connection=Redis.from_url(config.redis_url))
 
         def enqueue(func_path: str, *args: object, job_id: str | None = None) -> None:
+            # A job with this id still waiting in the queue will do the work: a sweep that
+            # re-dispatches a backlog must not double the queue. A started job may belong to a
+            # dead worker, so it is enqueued again (running twice is safe; never running is not).
+            if job_id is not None:
+                try:
+                    if Job.fetch(job_id, connection=rq_queue.connection).get_status() == JobStatus.QUEUED:
+                        return
+                except NoSuchJobError:
+                    pass
             rq_queue.enqueue(func_path, *args, job_id=job_id)
 
         return enqueue

@@ -186,7 +186,7 @@ def dispatch_batches(session: Session, dispatch: Dispatch | None, batch_ids: Ite
         session.execute(update(DisbursementBatch).where(DisbursementBatch.id.in_(ids))
                         .values(enqueued_at=utcnow()).execution_options(synchronize_session=False))
     for batch_id in ids:
-        dispatch(PAY_BATCH_JOB, batch_id)
+        dispatch(PAY_BATCH_JOB, batch_id, job_id=f"payouts-pay-batch-{batch_id}")
     return len(ids)
 
 

@@ -201,8 +201,13 @@ def test_a_job_enqueued_twice_pays_once(live):  # type: ignore[no-untyped-def]
     batches = sorted(live.session.scalars(select(Disbursement.batch_id).distinct()))
     assert len(batches) == 3
     # RQ delivers at least once: here, every batch twice, to two workers at the same time.
+    # (Dispatching again would not do it: a batch's job still waiting in the queue is not
+    # enqueued twice; so the duplicates go to RQ directly, as a redelivery would.)
     disbursements.dispatch_batches(live.session, live.dispatch, batches)
     queue = Queue(live.queue, connection=live.redis)
+    assert queue.count == 3
+    for batch_id in batches:
+        queue.enqueue(disbursements.PAY_BATCH_JOB, batch_id)
     job_ids = queue.job_ids
     assert sorted(Job.fetch(i, connection=live.redis).args[0] for i in job_ids) == sorted(batches * 2)
     workers = [live.start_worker(), live.start_worker()]
@@ -287,3 +292,13 @@ def test_a_bank_answer_lost_after_it_paid_is_not_paid_again(live):  # type: igno
         got = dict(conn.execute(select(Disbursement.idempotency_key, Disbursement.rail_reference)).all())
         attempts = set(conn.scalars(select(Disbursement.attempts)))
     assert got == references and attempts == {2}
+
+
+def test_a_sweep_does_not_double_a_queue_still_waiting(live):  # type: ignore[no-untyped-def]
+    incident_with(live.session, 60)
+    allocation.commit_allocation(live.session, STAFF, "INC-R", batch_size=20, dispatch=live.dispatch)
+    queue = Queue(live.queue, connection=live.redis)
+    assert queue.count == 3
+    # Every batch is due again at once (stale_after 0), but each one's job is still waiting.
+    assert live.sweep(batch_size=20).dispatched == 3
+    assert queue.count == 3
