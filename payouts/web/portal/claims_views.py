@@ -57,8 +57,6 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
                 field.data = typed.get(asset)
         fresh.row_version.data = str(claim.row_version)
         dispute = fresh
-    accept = AcceptForm(formdata=None)
-    accept.row_version.data = str(claim.row_version)
     if template != WITHDRAW_PAGE:
         withdraw = None
     elif withdraw is None or conflict:
@@ -80,7 +78,6 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
         current_version=next((v for v in detail.versions if v.version == claim.version), None),
         disputes=_disputes(detail.disputes,
                            evidence.evidence_for_claim(session, claim.id) if detail.disputes else []),
-        accept_form=accept,
         dispute_form=dispute,
         withdraw_form=withdraw,
         can_accept=_may(claim.status, ClaimAction.ACCEPT),
