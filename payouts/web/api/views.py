@@ -520,6 +520,13 @@ def _recorded(row: Any, **fields: Any) -> dict[str, Any]:
     return {"id": row.id, "recorded_by": row.recorded_by_label, "recorded_at": row.recorded_at, **fields}
 
 
+def _inputs_page(kind: str, args: dict[str, Any], shape: Any) -> dict[str, Any]:
+    """A cursor page of one kind of adequacy input, each row shaped for the response."""
+    rows = api_reads.adequacy_inputs_page(context.db(), actor(), kind, pagination.decode(args.get("after")),
+                                          args["limit"])
+    return _page(rows, args["limit"], lambda row: row.id, shape)
+
+
 def _volume(v: Any) -> dict[str, Any]:
     return _recorded(v, month=v.month, market=v.market, volume_jpy=v.volume_jpy)
 
@@ -550,9 +557,7 @@ def record_volume(data: dict[str, Any]):  # type: ignore[no-untyped-def]
 @bp.response(200, s.VolumePageSchema)
 def list_volumes(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Monthly trading volumes as recorded."""
-    rows = api_reads.adequacy_inputs_page(context.db(), actor(), "volumes", pagination.decode(args.get("after")),
-                                          args["limit"])
-    return _page(rows, args["limit"], lambda v: v.id, _volume)
+    return _inputs_page("volumes", args, _volume)
 
 
 @bp.route("/adequacy/wallet-snapshots", methods=["POST"])
@@ -573,9 +578,7 @@ def record_snapshot(data: dict[str, Any]):  # type: ignore[no-untyped-def]
 @bp.response(200, s.SnapshotPageSchema)
 def list_snapshots(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Wallet holdings snapshots as recorded."""
-    rows = api_reads.adequacy_inputs_page(context.db(), actor(), "snapshots", pagination.decode(args.get("after")),
-                                          args["limit"])
-    return _page(rows, args["limit"], lambda w: w.id, _snapshot)
+    return _inputs_page("snapshots", args, _snapshot)
 
 
 @bp.route("/adequacy/incident-history", methods=["POST"])
@@ -596,9 +599,7 @@ def record_past_incident(data: dict[str, Any]):  # type: ignore[no-untyped-def]
 @bp.response(200, s.PastIncidentPageSchema)
 def list_past_incidents(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Past incidents recorded by hand (the product's own incidents count without this)."""
-    rows = api_reads.adequacy_inputs_page(context.db(), actor(), "history", pagination.decode(args.get("after")),
-                                          args["limit"])
-    return _page(rows, args["limit"], lambda e: e.id, _past)
+    return _inputs_page("history", args, _past)
 
 
 def _component(c: Any) -> dict[str, Any]:
