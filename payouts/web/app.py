@@ -136,7 +136,7 @@ def _body_limits() -> None:
     them in text, and no field of ours has a use for them)."""
     if request.endpoint in UPLOAD_ENDPOINTS:
         request.max_content_length = current_app.extensions["payouts"].config.max_upload_bytes
-    if any("\x00" in value for value in request.args.values()):
+    if "\x00" in request.path or any("\x00" in value for value in request.args.values()):
         abort(400)
     if request.method == "POST" and any("\x00" in value for value in request.form.values()):
         abort(400)

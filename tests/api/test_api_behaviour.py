@@ -322,3 +322,16 @@ def test_a_large_loss_file_is_imported_by_a_job_with_a_status_to_follow(api_app,
     assert failed["outcome"] == "rejected" and failed["import_id"] is None
     assert failed["problem_count"] == 1 and "line 2" in failed["problems"][0]
     assert call(Role.STAFF, "GET", "/incidents/INC-API-1/import-jobs/999").status_code == 404
+
+
+def test_a_nul_character_anywhere_in_a_body_is_refused_naming_the_field(api_app, call):  # type: ignore[no-untyped-def]
+    body = {**NEW_INCIDENT, "title": "bad\u0000title"}
+    refused = call(Role.STAFF, "POST", "/incidents", json=body)
+    assert refused.status_code == 400 and refused.json["error"]["field"] == "title"
+    assert "NUL" in refused.json["error"]["message"]
+    assert call(Role.STAFF, "GET", "/incidents/INC-API-1").status_code == 404  # nothing written
+
+
+def test_a_nul_character_in_the_path_is_a_clear_refusal(api_app, call):  # type: ignore[no-untyped-def]
+    refused = call(Role.STAFF, "GET", "/incidents/INC%00-1")
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_request"

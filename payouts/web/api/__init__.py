@@ -97,11 +97,45 @@ def init_api(app: Flask) -> PayoutsApi:
     return api
 
 
+def _refuse_nul() -> None:
+    """PostgreSQL refuses NUL in text and no field of ours has a use for one: a JSON body that
+    carries one (escaped as \\u0000) is refused naming the field, before any service sees it.
+    (The app refuses them in query strings and forms already.)"""
+    if not request.is_json:
+        return
+    body = request.get_json(silent=True)
+    field = _nul_path(body, "")
+    if field is not None:
+        raise ApiError(400, "validation_error", f"{field or 'body'}: must not contain NUL characters",
+                       field or None)
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """The dotted path of the first string (or key) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return inner
+            found = _nul_path(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
 def _set_up_once(bp) -> None:  # type: ignore[no-untyped-def]
     """The blueprint is one object shared by every app built in this process: set it up once."""
     if getattr(bp, "_payouts_set_up", False):
         return
     bp.before_request(auth.authenticate)
+    bp.before_request(_refuse_nul)
     bp.after_request(_record_regulator_view)
     # By status code too: Flask looks handlers up by code across the app before by class,
     # so the app's HTML pages for 400/404/413/429/500 would otherwise answer API requests.
