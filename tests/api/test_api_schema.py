@@ -13,6 +13,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from payouts.domain.roles import Role
 
+# Derandomized: the same examples on every run, so CI never fails by luck; new operations and
+# schema changes still change what is generated.
 EXAMPLES = 20
 
 
@@ -25,7 +27,7 @@ def test_get_operations_conform(api_app, keys):  # type: ignore[no-untyped-def]
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def check(case):  # type: ignore[no-untyped-def]
             case.call_and_validate(headers=headers, checks=[not_a_server_error, response_schema_conformance])
@@ -48,7 +50,7 @@ def test_post_operations_never_fail_on_the_server(api_app, keys):  # type: ignor
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def check(case):  # type: ignore[no-untyped-def]
             headers = {"Authorization": f"Bearer {keys[Role.STAFF]}", "Idempotency-Key": uuid.uuid4().hex}
