@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from itertools import islice
 
@@ -25,3 +26,11 @@ def bulk_insert(session: Session, table: str, columns: Sequence[str], rows: Iter
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
     while batch := list(islice(iterator, _BATCH)):
         raw.executemany(sql, batch)  # type: ignore[union-attr]
+
+
+def raw_timestamp(session: Session, moment: dt.datetime) -> object:
+    """A moment as bulk_insert's raw driver expects it, stored as UTCDateTime stores it:
+    aware on PostgreSQL, SQLAlchemy's naive-UTC text on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return moment
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")

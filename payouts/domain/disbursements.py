@@ -103,10 +103,19 @@ def after_failure(attempts: int, permanent: bool) -> DisbursementStatus:
     return DisbursementStatus.RETRYING
 
 
-def idempotency_key(disbursement_id: int, destination_id: int) -> str:
-    """The key the rail sees. A new destination is a new payment and so a new key; the same
-    destination always gives the same key, so no retry or duplicated job can pay twice."""
-    for name, value in (("disbursement_id", disbursement_id), ("destination_id", destination_id)):
+def payment_key(run_id: int, customer_id: int, source_id: str, destination_id: int | None) -> str:
+    """The key the rail sees: one per customer, source and destination of a run. A new
+    destination is a new payment and so a new key; the same payment always carries the same
+    key, so no retry or duplicated job can pay twice. A held payment (no destination yet) has
+    destination 0. Keys fit the 80-character column: a longer one is replaced by its digest."""
+    for name, value in (("run_id", run_id), ("customer_id", customer_id)):
         if type(value) is not int or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return f"pay-{disbursement_id}-{destination_id}"
+    if destination_id is not None and (type(destination_id) is not int or destination_id < 1):
+        raise ValueError(f"destination_id must be a positive integer or None, got {destination_id!r}")
+    if not isinstance(source_id, str) or not source_id:
+        raise ValueError(f"source_id must be a non-empty string, got {source_id!r}")
+    key = f"pay-{run_id}-{customer_id}-{source_id}-{destination_id or 0}"
+    if len(key) <= 80:
+        return key
+    return "pay-h" + hashlib.sha256(key.encode()).hexdigest()

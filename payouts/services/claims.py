@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from payouts.audit.chain import canonical_json
 from payouts.audit.log import record_event, record_events
-from payouts.db.bulk import bulk_insert
+from payouts.db.bulk import bulk_insert, raw_timestamp
 from payouts.db.models import (
     Asset,
     Claim,
@@ -56,7 +56,7 @@ from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor, Role
 from payouts.domain.valuation import ValuedLine, value_positions
 from payouts.services.access import require_role
 from payouts.services.incidents import ensure_not_allocated, find_incident
-from payouts.services.notices import notify
+from payouts.services.notices import notify, notify_many
 
 MAX_REASON = 1000
 CLAIM_REVIEWERS = frozenset({Role.STAFF, Role.APPROVER})
@@ -259,7 +259,7 @@ def open_claims(session: Session, actor: Actor, incident_ref: str) -> int:
         ensure_not_allocated(session, incident, "claims")
         prices = _prices(session, incident.id)
         now = utcnow()
-        stamp = _raw_timestamp(session, now)
+        stamp = raw_timestamp(session, now)
         opened = 0
         # A batch of customers at a time, read in full before it is written: on PostgreSQL the
         # write is a COPY on this same connection, and reading a server-side cursor while a
@@ -315,14 +315,6 @@ def _claim_row(incident_id: int, customer_id: int, positions: list[tuple[str, in
                prices: Mapping[str, tuple[Decimal, str, int]], stamp: object) -> tuple[object, ...]:
     _lines, total = _value(positions, prices)
     return (incident_id, customer_id, ClaimStatus.OPEN.value, 1, total, "", 1, stamp, stamp)
-
-
-def _raw_timestamp(session: Session, now: dt.datetime) -> object:
-    """A moment as bulk_insert's raw driver expects it, stored as UTCDateTime stores it:
-    aware on PostgreSQL, SQLAlchemy's naive-UTC text on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        return now
-    return now.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _create_customer_logins(session: Session, incident_id: int, now: dt.datetime) -> int:
@@ -651,8 +643,6 @@ def bulk_approve(session: Session, actor: Actor, incident_ref: str, policy: Four
             ("claim.approved", "claim", i, f"{actor.label} approved claim #{i} (bulk: matches the ledger)",
              {"status": [ClaimStatus.ACCEPTED.value, ClaimStatus.APPROVED.value], "version": 1, "bulk": True})
             for i in ids))
-        from payouts.services.notices import notify_many
-
         notify_many(session, incident.id, ids, "claim.approved")
     return len(ids)
 

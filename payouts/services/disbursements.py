@@ -23,7 +23,7 @@ from sqlalchemy import ARRAY, BigInteger, and_, any_, bindparam, func, literal, 
 from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event, record_events
-from payouts.db.bulk import bulk_insert
+from payouts.db.bulk import bulk_insert, raw_timestamp
 from payouts.db.models import (
     AllocationLine,
     AllocationRun,
@@ -44,9 +44,13 @@ from payouts.db.types import utcnow
 from payouts.domain.bank_accounts import BankAccount
 from payouts.domain.claims import ClaimStatus
 from payouts.domain.disbursements import (
+    OPEN_STATUSES,
     PERMANENT_REASONS,
+    WORKABLE_STATUSES,
     DisbursementStatus,
     after_failure,
+    check_transition,
+    payment_key,
     retry_delay_seconds,
 )
 from payouts.domain.errors import ConflictError, NotFoundError, TransitionError, ValidationError
@@ -62,8 +66,8 @@ RESERVE = "reserve"
 RECOVERY = "recovery"
 S = DisbursementStatus
 #: Statuses whose money has not reached the customer and is not being worked on by staff.
-IN_FLIGHT = (S.HELD.value, S.PENDING.value, S.SUBMITTING.value, S.SUBMITTED.value, S.RETRYING.value)
-WORKABLE = (S.PENDING.value, S.SUBMITTING.value, S.RETRYING.value)
+IN_FLIGHT = tuple(s.value for s in OPEN_STATUSES - {S.NEEDS_ATTENTION})
+WORKABLE = tuple(s.value for s in WORKABLE_STATUSES)
 
 
 def _among(session: Session, column, values: list[int]):  # type: ignore[no-untyped-def]
@@ -72,12 +76,6 @@ def _among(session: Session, column, values: list[int]):  # type: ignore[no-unty
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(literal(values, ARRAY(BigInteger)))
     return column.in_(values)
-
-
-def payment_key(run_id: int, customer_id: int, source_id: str, destination_id: int | None) -> str:
-    """One key per customer, source and destination of a run: a new destination is a new
-    payment with a new key; the same payment always carries the same key to the bank."""
-    return f"pay-{run_id}-{customer_id}-{source_id}-{destination_id or 0}"
 
 
 # --- creating instructions -------------------------------------------------------------------
@@ -101,7 +99,7 @@ def create_instructions(session: Session, actor: Actor, run: AllocationRun, sour
               & (AllocationLine.run_id == run.id))
         .where(PayoutDestination.status == "approved")).all())
     now = utcnow()
-    stamp = now if session.get_bind().dialect.name == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    stamp = raw_timestamp(session, now)
     counts = {"pending": 0, "held": 0, "amount": 0}
 
     def rows(lines: list[tuple[int, str]]) -> Iterator[tuple[object, ...]]:
@@ -197,6 +195,7 @@ def destination_approved(session: Session, actor: Actor, destination: PayoutDest
         Disbursement.customer_id == destination.customer_id,
         Disbursement.status == S.HELD.value).with_for_update()).all()
     now = utcnow()
+    check_transition(S.HELD, S.PENDING)
     for disbursement_id, run_id, source_id in held:
         session.execute(update(Disbursement).where(Disbursement.id == disbursement_id).values(
             status=S.PENDING.value, destination_id=destination.id, batch_id=None, updated_at=now,
@@ -350,6 +349,7 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
                     outcome.retrying += 1
                 else:
                     outcome.needs_attention += 1
+            check_transition(S.SUBMITTING, str(change["b_status"]))  # the table in the domain decides
             changes.append(change)
             events.append((f"disbursement.{_PAST[change['b_status']]}", "disbursement", row.id,
                            f"Payment #{row.id} of ¥{row.amount_jpy:,}: {change['b_status']}"
@@ -522,6 +522,7 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
             raise ConflictError("the bank rejected this account; fix the payout account (two people approve"
                                 " the change) before retrying")
         before = (row.status, row.destination_id)
+        check_transition(row.status, S.PENDING)
         row.status = S.PENDING.value
         row.destination_id = destination.id
         row.idempotency_key = payment_key(row.run_id, row.customer_id, row.source_id, destination.id)
@@ -664,11 +665,6 @@ def progress(session: Session, actor: Actor, incident_ref: str, *, batch_limit: 
     return Progress(by_status, paid_since(dt.timedelta(minutes=1)), paid_since(dt.timedelta(hours=1)),
                     [(b, counts.get(b.id, {})) for b in batches], failures)
 
-
-def customer_payments(session: Session, customer_id: int) -> list[Disbursement]:
-    """A customer's payments, newest first (the portal's payout statements)."""
-    return list(session.scalars(select(Disbursement).where(Disbursement.customer_id == customer_id)
-                                .order_by(Disbursement.id.desc())))
 
 
 def settle_paid(session: Session, actor: Actor, paid: list[tuple[int, int, int]], now: dt.datetime) -> None:

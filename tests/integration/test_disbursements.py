@@ -39,7 +39,7 @@ from payouts.jobs.runtime import make_dispatch
 from payouts.rails.base import RailResult
 from payouts.rails.sandbox import CLOSED_ACCOUNT_NUMBER, SandboxRail, count_transfers, find_transfer, total_paid
 from payouts.services import allocation, audit_trail, destinations, disbursements, funding, users
-from payouts.services.disbursements import payment_key
+from payouts.domain.disbursements import payment_key
 from tests.conftest import REGULATOR, STAFF, make_config
 from tests.integration.test_allocation_runs import setup_case
 

@@ -18,7 +18,7 @@ from payouts.domain.disbursements import (
     DisbursementStatus,
     after_failure,
     check_transition,
-    idempotency_key,
+    payment_key,
     retry_delay_seconds,
 )
 from payouts.domain.errors import ConflictError, TransitionError
@@ -135,17 +135,26 @@ def test_after_failure_results_are_reachable_from_submitting():
         check_transition(S.SUBMITTING, after_failure(attempts, permanent))
 
 
-def test_idempotency_key_is_stable_per_destination_and_new_per_destination():
-    assert idempotency_key(12, 34) == "pay-12-34"
-    assert idempotency_key(12, 34) == idempotency_key(12, 34)
-    assert idempotency_key(12, 35) != idempotency_key(12, 34)
-    assert len(idempotency_key(10**18, 10**18)) <= 80  # fits the column
+def test_payment_key_is_stable_per_destination_and_new_per_destination():
+    assert payment_key(12, 34, "reserve", 56) == "pay-12-34-reserve-56"
+    assert payment_key(12, 34, "reserve", None) == "pay-12-34-reserve-0"  # held
+    assert payment_key(12, 34, "reserve", 56) == payment_key(12, 34, "reserve", 56)
+    assert payment_key(12, 34, "reserve", 57) != payment_key(12, 34, "reserve", 56)
+    assert payment_key(12, 34, "L1", 56) != payment_key(12, 34, "reserve", 56)
 
 
-@pytest.mark.parametrize("args", [(0, 1), (1, 0), (-1, 2), (True, 1), (1, "2")])
-def test_idempotency_key_refuses_bad_ids(args):  # type: ignore[no-untyped-def]
+def test_payment_key_always_fits_the_column_and_stays_distinct():
+    longest = [payment_key(10**18, 10**18, "L" * 40, 10**18), payment_key(10**18, 10**18, "L" * 40, 10**18 - 1)]
+    assert all(len(k) <= 80 for k in longest) and longest[0] != longest[1]
+    assert longest[0] == payment_key(10**18, 10**18, "L" * 40, 10**18)
+
+
+@pytest.mark.parametrize("args", [(0, 1, "reserve", 1), (1, 0, "reserve", 1), (-1, 2, "reserve", 1),
+                                  (True, 1, "reserve", 1), (1, "2", "reserve", 1), (1, 2, "", 1),
+                                  (1, 2, "reserve", 0), (1, 2, None, 1)])
+def test_payment_key_refuses_bad_parts(args):  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
-        idempotency_key(*args)
+        payment_key(*args)
 
 
 def test_permanent_reasons():
