@@ -16,6 +16,7 @@ from itertools import islice
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from payouts.db import loss_partitions
 from payouts.db.types import UTCDateTime
 from payouts.domain.money import MAX_QUANTITY_DIGITS
 from payouts.domain.loss_file import (
@@ -264,6 +265,16 @@ def merge(session: Session, incident_id: int, import_id: int, now: dt.datetime) 
             f" ORDER BY s.customer_ref"
         ).bindparams(now_param)
     ).rowcount
+    rows = (
+        f"SELECT :incident_id, c.id, s.asset, s.amount, :import_id"
+        f" FROM {TABLE} AS s JOIN customers AS c ON c.external_ref = s.customer_ref"
+    )
+    params = {"import_id": import_id, "incident_id": incident_id}
+    if loss_partitions.can_build(session, incident_id):
+        # The first import into an incident: every row is new, and set-based checks beat
+        # per-row foreign-key triggers (see payouts.db.loss_partitions).
+        created = loss_partitions.build_and_attach(session, incident_id, rows, params)
+        return MergeCounts(created_customers, updated_customers, created, 0)
     updated_positions = session.execute(
         text(
             f"UPDATE loss_positions AS p SET amount_minor = s.amount, import_id = :import_id"
@@ -271,20 +282,18 @@ def merge(session: Session, incident_id: int, import_id: int, now: dt.datetime) 
             f" WHERE p.incident_id = :incident_id AND p.customer_id = c.id"
             f" AND p.asset_code = s.asset AND p.amount_minor <> s.amount"
         ),
-        {"import_id": import_id, "incident_id": incident_id},
+        params,
     ).rowcount
     created_positions = session.execute(
         text(
-            f"INSERT INTO loss_positions (incident_id, customer_id, asset_code, amount_minor, import_id)"
-            f" SELECT :incident_id, c.id, s.asset, s.amount, :import_id"
-            f" FROM {TABLE} AS s JOIN customers AS c ON c.external_ref = s.customer_ref"
+            f"INSERT INTO loss_positions ({loss_partitions.COLUMNS}) {rows}"
             f" WHERE NOT EXISTS (SELECT 1 FROM loss_positions p WHERE p.incident_id = :incident_id"
             f"  AND p.customer_id = c.id AND p.asset_code = s.asset)"
             # In (customer, asset) order: the indexes and the customers' foreign-key checks
             # then walk their pages in order instead of at random.
             f" ORDER BY c.id, s.asset"
         ),
-        {"import_id": import_id, "incident_id": incident_id},
+        params,
     ).rowcount
     return MergeCounts(created_customers, updated_customers, created_positions, updated_positions)
 
