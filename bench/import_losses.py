@@ -49,10 +49,12 @@ def child_import(url: str, path: str) -> None:
 
     engine = make_engine(url)
     upgrade(engine)
+    steps = _time_statements(engine)
     session = make_session_factory(engine)()
     t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     incidents.record_incident(session, SYSTEM_ACTOR, ref="BENCH", title="bench",
                               incident_type="hack", occurred_at=t, discovered_at=t)
+    steps.clear()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     with open(path, "rb") as stream:
@@ -60,8 +62,26 @@ def child_import(url: str, path: str) -> None:
     elapsed = time.perf_counter() - start
     assert report.status == "imported", report.problems[:5]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    slowest = sorted(steps, reverse=True)[:8]
     print(json.dumps({"seconds": elapsed, "rows": report.rows, "rss_before_kib": before,
-                      "rss_peak_kib": peak}))
+                      "rss_peak_kib": peak, "steps": slowest}))
+
+
+def _time_statements(engine):  # type: ignore[no-untyped-def]
+    """Collect (seconds, statement head) for every SQL statement the import runs."""
+    from sqlalchemy import event
+
+    steps: list[tuple[float, str]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, _cursor, _statement, _params, _context, _many):  # type: ignore[no-untyped-def]
+        conn.info["bench_t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _end(conn, _cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
+        steps.append((time.perf_counter() - conn.info.pop("bench_t0"), " ".join(statement.split())[:90]))
+
+    return steps
 
 
 def copy_bare(url: str, path: Path) -> float:
@@ -116,6 +136,9 @@ def main() -> None:
     print(f"ratio:             {product / copy_seconds:.2f}x COPY (goal: <= 3x)")
     print(f"import peak RSS:   {result['rss_peak_kib'] / 1024:.0f} MiB"
           f" (process before import: {result['rss_before_kib'] / 1024:.0f} MiB)")
+    print("slowest statements of the import (the file's COPY is not among them):")
+    for seconds, statement in result["steps"]:
+        print(f"  {seconds:6.2f} s  {statement}")
 
 
 if __name__ == "__main__":

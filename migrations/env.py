@@ -9,17 +9,12 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
-from payouts.db.loss_partitions import is_partition
+from payouts.db.loss_partitions import include_in_autogenerate
 from payouts.db.models import Base
 from payouts.db.session import make_engine
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_name(name, type_, parent_names) -> bool:  # type: ignore[no-untyped-def]
-    """Autogenerate ignores loss_positions' partitions: imports create them, not migrations."""
-    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 def run_migrations_offline() -> None:
@@ -50,7 +45,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_name=include_name,
+        include_name=include_in_autogenerate,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -39,6 +39,11 @@ def is_partition(table_name: str) -> bool:
     return _PARTITION_RE.fullmatch(table_name) is not None
 
 
+def include_in_autogenerate(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's include_name hook: partitions are the imports' business, not the migrations'."""
+    return not (type_ == "table" and name is not None and is_partition(name))
+
+
 def can_build(session: Session, incident_id: int) -> bool:
     """A partition can be built on PostgreSQL for an incident that has no positions yet."""
     if session.get_bind().dialect.name != "postgresql":

@@ -94,7 +94,11 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    external_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Compared byte by byte ("C" collation) on PostgreSQL, as SQLite does: an identifier has no
+    #: language, and a million-row import sorts and indexes it several times faster this way.
+    external_ref: Mapped[str] = mapped_column(
+        String(64).with_variant(String(64, collation="C"), "postgresql"), unique=True
+    )
     name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
     locale: Mapped[str] = mapped_column(String(8), default="ja")

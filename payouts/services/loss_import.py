@@ -182,9 +182,9 @@ def _stage_in_database(session: Session, stream: BinaryIO, report: ImportReport)
     columns = parse_header_line(stream.readline())
     ordered = sorted(columns, key=columns.__getitem__)
     loss_staging.copy_raw(session, ordered, iter(lambda: stream.read(_HASH_CHUNK), b""))
-    report.problem_count, report.problems = loss_staging.raw_problems(session, MAX_REPORTED_PROBLEMS)
-    if report.problem_count == 0:
-        report.rows = loss_staging.stage_from_raw(session)
+    report.problem_count, report.problems, report.rows = loss_staging.check_and_stage(
+        session, MAX_REPORTED_PROBLEMS
+    )
 
 
 def _valid_rows(reader: LossFileReader, report: ImportReport) -> Iterator[LossRow]:
