@@ -103,7 +103,7 @@ def test_a_later_import_into_the_incident_updates_through_the_parent(session):  
     assert _amounts(session, incident.id) == {
         ("C1", "BTC"): 75_000_000, ("C1", "ETH"): 2 * 10**18, ("C2", "JPY"): 1000,
         ("C3", "BTC"): 100_000_000}
-    assert set(_partitions(session)) == {"loss_positions_default",
+    assert set(_partitions(session)) == {loss_partitions.DEFAULT_PARTITION,
                                         loss_partitions.partition_name(incident.id)}
 
 
@@ -120,7 +120,7 @@ def test_a_failure_after_attaching_leaves_no_partition_and_nothing_written(sessi
     session.rollback()
     name = loss_partitions.partition_name(incident.id)
     assert session.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is None
-    assert set(_partitions(session)) == {"loss_positions_default"}
+    assert set(_partitions(session)) == {loss_partitions.DEFAULT_PARTITION}
     for model in (Customer, LossPosition, LossImport):
         assert session.scalar(select(func.count()).select_from(model)) == 0
     monkeypatch.undo()
@@ -143,7 +143,7 @@ def test_positions_written_one_by_one_stay_in_the_default_partition(session):  #
     session.add(LossPosition(incident_id=written.id, customer_id=customer.id, asset_code="BTC",
                              amount_minor=1, import_id=seed.loss_import.id))
     session.commit()
-    assert session.scalar(text("SELECT count(*) FROM loss_positions_default")) == 1
+    assert session.scalar(text(f"SELECT count(*) FROM {loss_partitions.DEFAULT_PARTITION}")) == 1
     # That incident already has a position, so its import goes through the parent, not a
     # new partition; the position it already had is updated in place.
     assert not loss_partitions.can_build(session, written.id)
@@ -151,7 +151,7 @@ def test_positions_written_one_by_one_stay_in_the_default_partition(session):  #
     assert report.status == "imported", report.problems
     assert loss_partitions.partition_name(written.id) not in _partitions(session)
     assert _amounts(session, written.id)[("C1", "BTC")] == 75_000_000
-    assert session.scalar(text("SELECT count(*) FROM loss_positions_default")) == 3
+    assert session.scalar(text(f"SELECT count(*) FROM {loss_partitions.DEFAULT_PARTITION}")) == 3
     assert len(_amounts(session, other.id)) == 3
 
 
@@ -175,8 +175,8 @@ def test_downgrade_gathers_partitions_back_into_one_table_and_upgrade_repartitio
     with pg_engine.connect() as conn:
         ids = conn.execute(text("SELECT count(DISTINCT id) FROM loss_positions")).scalar()
         assert ids == 3
-        assert conn.execute(text("SELECT to_regclass('loss_positions_default')")).scalar() is None
+        assert conn.execute(text("SELECT to_regclass(:n)"), {"n": loss_partitions.DEFAULT_PARTITION}).scalar() is None
     command.upgrade(cfg, "head")
     with make_session_factory(pg_engine)() as fresh:
         assert _amounts(fresh, incident.id) == before
-        assert set(_partitions(fresh)) == {"loss_positions_default"}
+        assert set(_partitions(fresh)) == {loss_partitions.DEFAULT_PARTITION}
