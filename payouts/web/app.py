@@ -22,7 +22,7 @@ from payouts.domain.errors import ConflictError, NotFoundError, PermissionDenied
 from payouts.domain.money import format_decimal_yen, format_yen
 from payouts.domain.roles import Role
 from payouts.services import audit_trail
-from payouts.web import context
+from payouts.web import context, translate
 from payouts.web.access import public
 from payouts.web.extensions import babel, csrf, limiter, login_manager
 from payouts.web.uploads import SpoolingRequest
@@ -101,10 +101,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(portal_bp, url_prefix="/portal")
 
     app.teardown_appcontext(context.close_db)
-    app.jinja_env.filters["yen"] = lambda amount: format_yen(int(amount), _select_locale())
-    app.jinja_env.filters["decimal_yen"] = lambda value: format_decimal_yen(value, _select_locale())
+    translate.install(app.jinja_env)
+    app.jinja_env.filters["yen"] = lambda amount: format_yen(int(amount), translate.locale())
+    app.jinja_env.filters["decimal_yen"] = lambda value: format_decimal_yen(value, translate.locale())
     app.jinja_env.globals["languages"] = LANGUAGES
-    app.jinja_env.globals["get_locale"] = _select_locale
+    app.jinja_env.globals["get_locale"] = translate.locale
     app.jinja_env.globals["role_label"] = lambda role: ROLE_LABELS.get(role, role)
     _register_core_routes(app)
     _register_error_pages(app)

@@ -6,7 +6,6 @@ import time
 
 import segno
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
@@ -22,6 +21,7 @@ from payouts.web.access import public, roles_required
 from payouts.web.auth.views import _load, _login_limit, bp
 from payouts.web.context import actor, db
 from payouts.web.extensions import limiter
+from payouts.web.translate import gettext as _
 
 #: Every role may look at its sign-in security; regulators change nothing (no POST admits them).
 ALL_ROLES = frozenset(Role)

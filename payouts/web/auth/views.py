@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -17,6 +16,7 @@ from payouts.services import activation, users
 from payouts.web.access import public
 from payouts.web.context import db
 from payouts.web.extensions import limiter, login_manager
+from payouts.web.translate import gettext as _
 
 bp = Blueprint("auth", __name__)
 

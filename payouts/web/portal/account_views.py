@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
-from flask_babel import get_locale
-from flask_babel import gettext as _
 
 from payouts.domain.errors import ValidationError
 from payouts.domain.roles import Role
@@ -14,6 +12,7 @@ from payouts.web.context import actor, db
 from payouts.web.portal.forms import ACCOUNT_TYPE_LABELS, DestinationForm
 from payouts.web.portal.notices import describe
 from payouts.web.portal.views import bp, customer_id
+from payouts.web.translate import gettext as _, locale
 
 CUSTOMERS = {Role.CUSTOMER}
 
@@ -62,8 +61,8 @@ def notices_page():  # type: ignore[no-untyped-def]
     session, who = db(), actor()
     cid = customer_id()
     items = notices.my_notices(session, who, cid)
-    locale = str(get_locale())
-    shown = [(n, describe(n, locale), n.read_at is None) for n in items]
+    lang = locale()
+    shown = [(n, describe(n, lang), n.read_at is None) for n in items]
     # Seen now: marked read after the list (and which were new) has been taken.
     if any(new for _n, _t, new in shown):
         notices.mark_all_read(session, who, cid)

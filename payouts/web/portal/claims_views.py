@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 from flask import g, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from werkzeug.utils import secure_filename
 
 from payouts.domain.claims import ALLOWED_FROM, ClaimAction, ClaimStatus
@@ -20,6 +18,7 @@ from payouts.web.context import actor, db
 from payouts.web.portal.forms import AcceptForm, DisputeForm, WithdrawForm, dispute_form
 from payouts.web.portal.steps import RECEIPT_STATUSES, next_step, timeline
 from payouts.web.portal.views import bp, customer_id, policy
+from payouts.web.translate import gettext as _, locale
 
 CUSTOMERS = {Role.CUSTOMER}
 
@@ -74,7 +73,7 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
         step=next_step(claim, detail.disputes, has_destination=account == "approved"),
         events=timeline(claim, disputes=detail.disputes, versions=detail.versions, approvals=detail.approvals,
                         approvals_required=detail.approvals_required, notices=detail.notices,
-                        locale=str(get_locale())),
+                        locale=locale()),
         current_version=next((v for v in detail.versions if v.version == claim.version), None),
         disputes=_disputes(detail.disputes,
                            evidence.evidence_for_claim(session, claim.id) if detail.disputes else []),

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from flask_babel import gettext as _
 
 if TYPE_CHECKING:
     from payouts.db.models import Notice
 from payouts.domain.money import format_yen
+from payouts.web.translate import gettext as _
 
 
 def _params(notice: Notice) -> dict[str, Any]:

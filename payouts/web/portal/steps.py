@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from flask_babel import gettext as _
-
 if TYPE_CHECKING:  # types only: the web reads what the services return, never tables
     from payouts.db.models import Claim, ClaimApproval, ClaimDispute, ClaimVersion, Notice
 from payouts.domain.claims import ClaimStatus
+from payouts.domain.i18n import N_
 from payouts.domain.money import format_yen
+from payouts.web.translate import gettext as _
 
 JST = ZoneInfo("Asia/Tokyo")
 REVIEW_BUSINESS_DAYS = 5
@@ -28,19 +28,23 @@ DISPUTE_BUSINESS_DAYS = 10
 RECEIPT_STATUSES = frozenset({ClaimStatus.ACCEPTED, ClaimStatus.UNDER_REVIEW, ClaimStatus.APPROVED,
                               ClaimStatus.PAID})
 
+#: Marked for extraction here, translated when shown: only the label asked for is looked up.
+_STATUS_LABELS = {
+    "open": N_("Open: waiting for you"),
+    "accepted": N_("Accepted by you"),
+    "disputed": N_("Disputed by you"),
+    "needs_information": N_("Staff need more information"),
+    "under_review": N_("Under review (second approval)"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "withdrawn": N_("Withdrawn"),
+    "paid": N_("Paid"),
+}
+
+
 def status_label(status: str) -> str:
-    labels = {
-        "open": _("Open: waiting for you"),
-        "accepted": _("Accepted by you"),
-        "disputed": _("Disputed by you"),
-        "needs_information": _("Staff need more information"),
-        "under_review": _("Under review (second approval)"),
-        "approved": _("Approved"),
-        "rejected": _("Rejected"),
-        "withdrawn": _("Withdrawn"),
-        "paid": _("Paid"),
-    }
-    return labels.get(status, status)
+    label = _STATUS_LABELS.get(status)
+    return _(label) if label else status
 
 
 def add_business_days(start: dt.datetime, days: int) -> dt.date:

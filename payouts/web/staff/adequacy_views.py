@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 from flask import Response, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
 from payouts.domain import adequacy as rules
@@ -25,6 +24,7 @@ from payouts.web.staff.forms import (
 )
 from payouts.web.staff.audit_views import bounded_date
 from payouts.web.staff.views import bp, submit
+from payouts.web.translate import gettext as _
 
 
 def _as_of() -> dt.date | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import current_app, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from payouts.domain.errors import ConflictError, ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
 from payouts.services import allocation, funding, incidents
@@ -11,6 +10,7 @@ from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.forms import CommitForm, RecoveryForm, TermsForm
 from payouts.web.staff.views import attach_error, bp, submit
+from payouts.web.translate import gettext as _
 
 PAGE_SIZE = 50
 #: Incidents with more customers than this compute their preview only when asked.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 
 from payouts.domain.errors import ValidationError
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
@@ -13,6 +12,7 @@ from payouts.services import audit_trail
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.views import bp
+from payouts.web.translate import gettext as _
 
 
 FILTERS = ("actor", "action", "subject_type", "subject_id", "since", "until")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
@@ -27,6 +26,7 @@ from payouts.services import audit_trail, claim_queue, claims, destinations, evi
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.views import attach_error, bp
+from payouts.web.translate import gettext as _
 
 #: Who acts on claims and payout destinations (the services enforce the same).
 REVIEWERS = frozenset({Role.STAFF, Role.APPROVER})

@@ -12,8 +12,6 @@ import io
 from dataclasses import dataclass
 
 from flask import Response, abort, current_app, flash, redirect, render_template, url_for
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import pgettext
 from flask_wtf import FlaskForm
@@ -43,6 +41,7 @@ from payouts.services import disbursements, incidents, zengin_files
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.views import JST, attach_error, bp
+from payouts.web.translate import gettext as _, locale
 
 #: The RQ queue disbursement jobs go to (payouts.jobs.runtime.make_dispatch's default).
 QUEUE_NAME = "payouts-default"
@@ -171,7 +170,7 @@ def _receivables(incident_id: int) -> list[tuple[str, int, int]]:
 
 
 def _yen(amount: int) -> str:
-    return format_yen(int(amount), str(get_locale() or "ja"))
+    return format_yen(int(amount), locale())
 
 
 def _insurer_form(receivables: list[tuple[str, int, int]], form: InsurerPaymentForm | None = None) -> InsurerPaymentForm:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import render_template, url_for
-from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
 from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS
@@ -12,6 +11,7 @@ from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.forms import LayerForm, PolicyForm, ReserveMovementForm
 from payouts.web.staff.views import bp, submit
+from payouts.web.translate import gettext as _
 
 
 def _render(movement=None, policy=None, layer=None, status=200):  # type: ignore[no-untyped-def]

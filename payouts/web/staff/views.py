@@ -6,7 +6,6 @@ import json
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
-from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 from flask_login import current_user
 from werkzeug.utils import secure_filename
@@ -18,6 +17,7 @@ from payouts.services import import_jobs, incidents, loss_import
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.staff.forms import ENTRY_KIND_LABELS, INCIDENT_TYPE_LABELS, IncidentForm, PriceForm, UploadForm
+from payouts.web.translate import gettext as _
 
 bp = Blueprint("staff", __name__)
 JST = ZoneInfo("Asia/Tokyo")
