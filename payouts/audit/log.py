@@ -6,13 +6,14 @@ single-writer lock. The primary key on ``seq`` is the last line of defence again
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from payouts.audit.chain import GENESIS_HASH, canonical_json, event_hash
+from payouts.db.bulk import bulk_insert, raw_timestamp
 from payouts.db.models import AuditEvent
 from payouts.db.types import utcnow
 from payouts.domain.roles import Actor
@@ -34,6 +35,11 @@ def _head(session: Session) -> tuple[int, str]:
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
     return (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+
+
+#: The columns _fields fills, in its order.
+_FIELD_NAMES = ("seq", "occurred_at", "actor_user_id", "actor", "actor_role", "action", "subject_type",
+                "subject_id", "summary", "details", "request_id")
 
 
 def _fields(seq: int, actor: Actor, action: str, subject_type: str, subject_id: object,
@@ -83,20 +89,21 @@ def record_events(
 ) -> int:
     """Append many events (action, subject_type, subject_id, summary, details) in one go: one
     event per change even when one action changes thousands of records (a bulk approval), with
-    the head read once and the rows inserted in batches. Returns how many were written."""
+    the head read once and the rows written in bulk (COPY on PostgreSQL). Returns how many were
+    written."""
     lock_chain(session)
     seq, prev_hash = _head(session)
-    rows: list[dict[str, Any]] = []
     written = 0
-    for action, subject_type, subject_id, summary, details in events:
-        fields = _fields(seq, actor, action, subject_type, subject_id, summary, details)
-        prev_hash_of_row, prev_hash = prev_hash, event_hash(prev_hash, fields)
-        rows.append({**fields, "prev_hash": prev_hash_of_row, "hash": prev_hash})
-        seq += 1
-        if len(rows) >= 5_000:
-            session.execute(AuditEvent.__table__.insert(), rows)
-            written, rows = written + len(rows), []
-    if rows:
-        session.execute(AuditEvent.__table__.insert(), rows)
-        written += len(rows)
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        nonlocal seq, prev_hash, written
+        for action, subject_type, subject_id, summary, details in events:
+            fields = _fields(seq, actor, action, subject_type, subject_id, summary, details)
+            prev_hash_of_row, prev_hash = prev_hash, event_hash(prev_hash, fields)
+            fields["occurred_at"] = raw_timestamp(session, fields["occurred_at"])
+            yield (*(fields[name] for name in _FIELD_NAMES), prev_hash_of_row, prev_hash)
+            seq += 1
+            written += 1
+
+    bulk_insert(session, AuditEvent.__tablename__, (*_FIELD_NAMES, "prev_hash", "hash"), rows())
     return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import select
@@ -101,3 +102,26 @@ def test_concurrent_writers_still_make_one_gap_free_chain(pg_engine):  # type: i
         assert seqs == list(range(1, 201))
         result = verify_chain(session)
         assert result.ok, result.summary()
+
+
+def test_events_written_in_bulk_chain_on_and_read_back_exactly(session):  # type: ignore[no-untyped-def]
+    from payouts.audit.log import record_events
+    from payouts.services import audit_trail
+
+    record_event(session, SYSTEM_ACTOR, "x.before", "x", 0, "before")
+    # Text COPY must carry unchanged: tabs, newlines, backslashes, quotes and non-ASCII.
+    awkward = "tab\there\nnew line \\N back\\slash \"quoted\" 日本語"
+    written = record_events(session, STAFF, [
+        ("x.bulk", "x", n, f"{awkward} #{n}", {"n": n, "text": awkward} if n else None) for n in range(3)])
+    record_event(session, SYSTEM_ACTOR, "x.after", "x", 9, "after")
+    session.commit()
+    assert written == 3
+    events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert [(e.seq, e.action, e.subject_id) for e in events] == [
+        (1, "x.before", "0"), (2, "x.bulk", "0"), (3, "x.bulk", "1"), (4, "x.bulk", "2"), (5, "x.after", "9")]
+    bulk = events[1:4]
+    assert [e.summary for e in bulk] == [f"{awkward} #{n}" for n in range(3)]
+    assert bulk[0].details == "{}" and json.loads(bulk[1].details) == {"n": 1, "text": awkward}
+    assert all(e.actor == STAFF.label and e.occurred_at.tzinfo is not None for e in bulk)
+    result = audit_trail.verify(session, SYSTEM_ACTOR)
+    assert result.problem is None and result.count == 5
