@@ -18,11 +18,17 @@ from payouts.web.extensions import login_manager
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "_payouts_roles"
+#: Set on views that change only the signed-in user's own login (a second factor), never a
+#: record: the one kind of write a regulator may make. The access walk lists them by name.
+OWN_LOGIN_ATTR = "_payouts_own_login"
 PUBLIC = frozenset[Role]()
 
 
-def roles_required(roles: Collection[Role]) -> Callable[[F], F]:
-    """Allow only logged-in users whose role is in ``roles``; others get 403 (anonymous: login)."""
+def roles_required(roles: Collection[Role], *, own_login: bool = False) -> Callable[[F], F]:
+    """Allow only logged-in users whose role is in ``roles``; others get 403 (anonymous: login).
+
+    ``own_login`` marks a view that changes nothing but the user's own sign-in security.
+    """
     allowed = frozenset(roles)
 
     def decorate(view: F) -> F:
@@ -35,6 +41,7 @@ def roles_required(roles: Collection[Role]) -> Callable[[F], F]:
             return view(*args, **kwargs)
 
         setattr(wrapper, ACCESS_ATTR, allowed)
+        setattr(wrapper, OWN_LOGIN_ATTR, own_login)
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -196,9 +196,17 @@ def test_turning_totp_off_needs_a_current_code(app, accounts, client_for):  # ty
     assert fresh.get("/portal/").status_code == 200
 
 
-def test_regulators_see_their_security_page_but_change_nothing(client_for):  # type: ignore[no-untyped-def]
+def test_regulators_protect_their_own_login_with_a_second_factor(app, accounts, client_for):  # type: ignore[no-untyped-def]
     client = english(client_for(Role.REGULATOR))
-    page = client.get("/account/security")
-    assert page.status_code == 200 and "<form method=\"post\" action=\"/account/security" not in page.text
-    token = csrf_token(page.text)
-    assert client.post("/account/security/totp/enable", data={"csrf_token": token, "code": "123456"}).status_code == 403
+    secret = _enable(client)
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/account/security").text)})
+    username, password = accounts[Role.REGULATOR]
+    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    assert client.get("/staff/incidents").status_code == 302  # not in on the password alone
+    page = client.get("/login/totp")
+    done = client.post("/login/totp", data={"csrf_token": csrf_token(page.text), "code": _next_code(secret)})
+    assert done.status_code == 302
+    assert client.get("/staff/incidents").status_code == 200
+    # Still read-only everywhere else.
+    token = csrf_token(client.get("/staff/incidents").text)
+    assert client.post("/staff/incidents/new", data={"csrf_token": token}).status_code == 403

@@ -25,7 +25,6 @@ from payouts.web.translate import gettext as _
 
 #: Every role may look at its sign-in security; regulators change nothing (no POST admits them).
 ALL_ROLES = frozenset(Role)
-WRITERS = ALL_ROLES - {Role.REGULATOR}
 SETUP_KEY = "totp_setup"
 #: How long a secret shown for setup stays valid before a new one is drawn.
 SETUP_SECONDS = 15 * 60
@@ -105,15 +104,14 @@ def _totp_on() -> bool:
 def _render_security(enable_form: CodeForm | None = None, disable_form: CodeForm | None = None,
                      status: int = 200):  # type: ignore[no-untyped-def]
     enabled = _totp_on()
-    can_change = Role(current_user.role) in WRITERS
     secret = qr = None
-    if not enabled and can_change:
+    if not enabled:
         secret = _setup_secret()
         uri = activation.totp_uri(secret, current_user.username)
         # segno writes the SVG itself (no user text in it): safe to embed as markup.
         qr = Markup(segno.make(uri, error="m").svg_inline(scale=4, title=_("QR code for your authenticator app")))
     return render_template(
-        "auth/security.html", enabled=enabled, can_change=can_change, secret=secret, qr=qr,
+        "auth/security.html", enabled=enabled, secret=secret, qr=qr,
         grouped_secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)) if secret else None,
         enable_form=enable_form or CodeForm(formdata=None), disable_form=disable_form or CodeForm(formdata=None),
     ), status
@@ -125,8 +123,9 @@ def security():  # type: ignore[no-untyped-def]
     return _render_security()
 
 
+# Every login may protect itself, regulators included: their reads reach every customer's data.
 @bp.post("/account/security/totp/enable")
-@roles_required(WRITERS)
+@roles_required(ALL_ROLES, own_login=True)
 def totp_enable():  # type: ignore[no-untyped-def]
     form = CodeForm()
     setup = session.get(SETUP_KEY)
@@ -150,7 +149,7 @@ def totp_enable():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/account/security/totp/disable")
-@roles_required(WRITERS)
+@roles_required(ALL_ROLES, own_login=True)
 def totp_disable():  # type: ignore[no-untyped-def]
     form = CodeForm()
     if form.validate_on_submit():
