@@ -3,7 +3,8 @@
 The surrogate id goes (nothing referred to it) and the natural key becomes the primary key. On
 PostgreSQL the table becomes a LIST partitioned table with a DEFAULT partition for rows written
 one at a time; a first import into an incident builds and attaches that incident's own partition
-(payouts.db.loss_partitions). Existing rows are carried over unchanged.
+(payouts.db.loss_partitions). Existing rows are carried over unchanged, each incident's into a
+partition of its own.
 
 Revision ID: 0009
 Revises: 0008
@@ -73,6 +74,15 @@ def _set_aside() -> None:
 def upgrade() -> None:
     _set_aside()
     _create(with_id=False)
+    if op.get_bind().dialect.name == 'postgresql':
+        # Each incident's positions go to its own partition, as an import would have put them:
+        # the DEFAULT partition stays empty, so attaching a new incident's partition later has
+        # nothing to scan there.
+        incident_ids = op.get_bind().execute(
+            sa.text('SELECT DISTINCT incident_id FROM loss_positions_old ORDER BY 1')).scalars().all()
+        for incident_id in incident_ids:
+            op.execute(f'CREATE TABLE loss_positions_incident_{int(incident_id)} PARTITION OF loss_positions'
+                       f' FOR VALUES IN ({int(incident_id)})')
     op.execute(f'INSERT INTO loss_positions ({_COLUMNS}) SELECT {_COLUMNS} FROM loss_positions_old')
     op.drop_table('loss_positions_old')
 

@@ -3,10 +3,17 @@
 Inserting a million positions into the partitioned table row by row costs four foreign-key
 trigger lookups per row (customer, asset, incident, import): most of a large import's time. A
 first import into an incident therefore builds the incident's partition as a plain table, adds
-its key, index and foreign keys afterwards (each foreign key checked in one set-based pass) and
-attaches it. Later imports into the same incident, and positions written one at a time (which
-land in the DEFAULT partition), go through the parent table like any other insert. It all
-happens inside the import's transaction, so a rejected or failed import leaves no table behind.
+its key and index, and attaches it: ATTACH gives the partition the parent's foreign keys and
+checks each over all its rows in one set-based pass. (Adding the foreign keys before ATTACH
+would make ATTACH swap their triggers on customers, incidents, assets and loss_imports, which
+needs exclusive locks that wait for every reader of those tables.) Later imports into the same
+incident, and positions written one at a time (which land in the DEFAULT partition), go
+through the parent table like any other insert. It all happens inside the import's
+transaction, so a rejected or failed import leaves no table behind.
+
+Locks, until the import commits: writers (not readers) of customers, incidents, assets and
+loss_imports wait while the foreign keys are checked; ATTACH briefly takes the DEFAULT
+partition exclusively, to check that it holds no row of the incident.
 """
 
 from __future__ import annotations
@@ -20,14 +27,6 @@ PARENT = "loss_positions"
 DEFAULT_PARTITION = "loss_positions_default"
 COLUMNS = "incident_id, customer_id, asset_code, amount_minor, import_id"
 _PARTITION_RE = re.compile(r"loss_positions_(default|incident_\d+)")
-
-#: The parent's foreign keys, recreated with the same names so ATTACH adopts them as they are.
-_FOREIGN_KEYS = (
-    ("fk_loss_positions_incident_id_incidents", "incident_id", "incidents (id)"),
-    ("fk_loss_positions_customer_id_customers", "customer_id", "customers (id)"),
-    ("fk_loss_positions_asset_code_assets", "asset_code", "assets (code)"),
-    ("fk_loss_positions_import_id_loss_imports", "import_id", "loss_imports (id)"),
-)
 
 
 def partition_name(incident_id: int) -> str:
@@ -61,7 +60,8 @@ def build_and_attach(session: Session, incident_id: int, rows_sql: str, params: 
 
     ``rows_sql`` selects the five COLUMNS in order, every row of this incident. Rows go in in
     key order so the primary key builds from sorted input and reads of one customer's positions
-    touch one page.
+    touch one page. Raises IntegrityError, with nothing attached, if a row refers to a
+    customer, asset, incident or import that does not exist.
     """
     name = partition_name(incident_id)
     session.execute(text(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
@@ -74,9 +74,6 @@ def build_and_attach(session: Session, incident_id: int, rows_sql: str, params: 
     session.execute(
         text(f"ALTER TABLE {name} ADD CONSTRAINT {name}_bound CHECK (incident_id = {int(incident_id)})")
     )
-    for constraint, column, target in _FOREIGN_KEYS:
-        session.execute(
-            text(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} FOREIGN KEY ({column}) REFERENCES {target}")
-        )
+    # Adopts the key and index built above, adds the parent's foreign keys and checks them.
     session.execute(text(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES IN ({int(incident_id)})"))
     return created

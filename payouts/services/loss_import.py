@@ -121,6 +121,7 @@ def _import(
     if report.problem_count:
         raise ImportRejected(report)
 
+    loss_staging.take_merge_turn(session)
     now = utcnow()
     record = LossImport(
         incident_id=incident.id,

@@ -194,16 +194,22 @@ def test_concurrent_imports_bringing_the_same_new_customers_both_succeed(pg_engi
     barrier = threading.Barrier(2)
     reports = {}
 
+    failures = []
+
     def run_import(ref: str) -> None:
-        with factory() as session:
-            barrier.wait()
-            reports[ref] = import_losses(session, STAFF, ref, io.BytesIO(data), f"{ref}.csv")
+        try:
+            with factory() as session:
+                barrier.wait()
+                reports[ref] = import_losses(session, STAFF, ref, io.BytesIO(data), f"{ref}.csv")
+        except Exception as exc:  # a thread's exception would otherwise only be a warning
+            failures.append(exc)
 
     threads = [threading.Thread(target=run_import, args=(ref,)) for ref in ("INC-A", "INC-B")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert failures == [] and set(reports) == {"INC-A", "INC-B"}
     assert {r.status for r in reports.values()} == {"imported"}
     assert sum(r.loss_import.customers_created for r in reports.values()) == 3000
     with factory() as session:

@@ -15,6 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from payouts.db import loss_partitions
 from payouts.db.migrate import alembic_config
@@ -79,10 +80,13 @@ def test_first_import_attaches_a_partition_with_validated_foreign_keys(session):
     assert report.status == "imported", report.problems
     name = loss_partitions.partition_name(incident.id)
     assert _partitions(session)[name] == f"FOR VALUES IN ('{incident.id}')"
-    foreign_keys = dict(session.execute(text(
-        "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = CAST(:t AS regclass)"
-        " AND contype = 'f'"), {"t": name}).all())
-    assert foreign_keys == {fk: True for fk, _c, _t in loss_partitions._FOREIGN_KEYS}
+    foreign_keys = {
+        table: dict(session.execute(text(
+            "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = CAST(:t AS regclass)"
+            " AND contype = 'f'"), {"t": table}).all())
+        for table in (loss_partitions.PARENT, name)}
+    assert len(foreign_keys[name]) == 4 and foreign_keys[name] == foreign_keys[loss_partitions.PARENT]
+    assert all(foreign_keys[name].values())  # validated
     assert _amounts(session, incident.id) == {
         ("C1", "BTC"): 50_000_000, ("C1", "ETH"): 2 * 10**18, ("C2", "JPY"): 1000}
     # The attached partition is a foreign-key-checked part of the table like any other.
@@ -91,6 +95,20 @@ def test_first_import_attaches_a_partition_with_validated_foreign_keys(session):
             f"INSERT INTO loss_positions ({loss_partitions.COLUMNS})"
             " VALUES (:i, 999999, 'BTC', 1, :imp)"), {"i": incident.id, "imp": report.loss_import.id})
     session.rollback()
+
+
+def test_a_partition_whose_rows_break_a_foreign_key_is_not_attached(session):  # type: ignore[no-untyped-def]
+    incident = _incident(session, "INC-P")
+    seed = _import(session, "INC-P", FIRST)  # a loss_imports row to point at
+    other = _incident(session, "INC-Q")
+    rows = ("SELECT CAST(:incident_id AS bigint), CAST(999999 AS bigint), CAST('BTC' AS varchar(16)),"
+            " CAST(1 AS numeric(78, 0)), CAST(:import_id AS bigint)")
+    with pytest.raises(IntegrityError, match="fk_loss_positions_customer_id_customers"):
+        loss_partitions.build_and_attach(session, other.id, rows,
+                                         {"incident_id": other.id, "import_id": seed.loss_import.id})
+    session.rollback()
+    assert session.scalar(text("SELECT to_regclass(:n)"), {"n": loss_partitions.partition_name(other.id)}) is None
+    assert loss_partitions.partition_name(incident.id) in _partitions(session)
 
 
 def test_a_later_import_into_the_incident_updates_through_the_parent(session):  # type: ignore[no-untyped-def]
@@ -165,7 +183,7 @@ def test_models_still_match_the_migrations_with_partitions_present(session, pg_e
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_downgrade_gathers_partitions_back_into_one_table_and_upgrade_repartitions(session, pg_engine):  # type: ignore[no-untyped-def]
+def test_downgrade_gathers_partitions_back_into_one_table_and_upgrade_splits_them_again(session, pg_engine):  # type: ignore[no-untyped-def]
     incident = _incident(session, "INC-P")
     _import(session, "INC-P", FIRST)
     before = _amounts(session, incident.id)
@@ -179,4 +197,8 @@ def test_downgrade_gathers_partitions_back_into_one_table_and_upgrade_repartitio
     command.upgrade(cfg, "head")
     with make_session_factory(pg_engine)() as fresh:
         assert _amounts(fresh, incident.id) == before
-        assert set(_partitions(fresh)) == {loss_partitions.DEFAULT_PARTITION}
+        # Existing positions move into their incident's own partition; the default stays empty.
+        assert set(_partitions(fresh)) == {loss_partitions.DEFAULT_PARTITION,
+                                           loss_partitions.partition_name(incident.id)}
+        assert fresh.scalar(text(f"SELECT count(*) FROM {loss_partitions.DEFAULT_PARTITION}")) == 0
+        assert not loss_partitions.can_build(fresh, incident.id)
