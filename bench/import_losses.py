@@ -100,13 +100,15 @@ def copy_bare(url: str, path: Path) -> float:
                     copy.write(chunk)
         conn.commit()
         return time.perf_counter() - start
+
+
 def rewrite_floor(url: str) -> float:
     """Seconds to write the rows the import wrote again, with the same keys but no checks.
 
-    Copies the imported customers and positions, already typed and in the database, into
-    fresh tables that have the same primary keys and unique index: the work any import of this
-    file must do at the least, whatever it does besides. Its ratio to COPY says how close to
-    COPY an import can get on this machine.
+    Copies the imported customers and positions, already typed and in the database (and
+    likely still in its cache), into fresh tables that have the same primary keys and unique
+    index: about the least any import of this file must do, whatever it does besides. Its ratio
+    to COPY says how close to COPY an import can get on this machine.
     """
     import psycopg
 

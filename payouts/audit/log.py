@@ -6,7 +6,8 @@ single-writer lock. The primary key on ``seq`` is the last line of defence again
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select, text
@@ -37,6 +38,8 @@ def _head(session: Session) -> tuple[int, str]:
     return (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
 
 
+#: Events written per COPY (bounded memory however many one action records).
+_BATCH = 5_000
 #: The columns _fields fills, in its order.
 _FIELD_NAMES = ("seq", "occurred_at", "actor_user_id", "actor", "actor_role", "action", "subject_type",
                 "subject_id", "summary", "details", "request_id")
@@ -89,21 +92,22 @@ def record_events(
 ) -> int:
     """Append many events (action, subject_type, subject_id, summary, details) in one go: one
     event per change even when one action changes thousands of records (a bulk approval), with
-    the head read once and the rows written in bulk (COPY on PostgreSQL). Returns how many were
-    written."""
+    the head read once and the rows written in batches (COPY on PostgreSQL). Returns how many
+    were written."""
     lock_chain(session)
     seq, prev_hash = _head(session)
+    pending = iter(events)
     written = 0
-
-    def rows() -> Iterator[tuple[object, ...]]:
-        nonlocal seq, prev_hash, written
-        for action, subject_type, subject_id, summary, details in events:
+    # Each batch is built before its COPY starts: ``events`` may be a generator that still
+    # reads the database, which it could not do while the connection is busy copying.
+    while batch := list(islice(pending, _BATCH)):
+        rows = []
+        for action, subject_type, subject_id, summary, details in batch:
             fields = _fields(seq, actor, action, subject_type, subject_id, summary, details)
             prev_hash_of_row, prev_hash = prev_hash, event_hash(prev_hash, fields)
             fields["occurred_at"] = raw_timestamp(session, fields["occurred_at"])
-            yield (*(fields[name] for name in _FIELD_NAMES), prev_hash_of_row, prev_hash)
+            rows.append((*(fields[name] for name in _FIELD_NAMES), prev_hash_of_row, prev_hash))
             seq += 1
-            written += 1
-
-    bulk_insert(session, AuditEvent.__tablename__, (*_FIELD_NAMES, "prev_hash", "hash"), rows())
+        bulk_insert(session, AuditEvent.__tablename__, (*_FIELD_NAMES, "prev_hash", "hash"), rows)
+        written += len(rows)
     return written

@@ -6,7 +6,9 @@ locale again for every amount. The claim page, the portal's busiest, asks for ab
 messages and a dozen amounts: those lookups were a fifth of its time. The locale is still
 chosen by the app's selector (through Flask-Babel, which keeps it for the request); the
 catalogue and the locale are kept on flask.g, which lives exactly as long as the request's app
-context. ``gettext`` here behaves as Flask-Babel's: views import it as ``_``.
+context. ``gettext`` here behaves as Flask-Babel's: views import it as ``_``. Nothing here
+switches language within a request (flask_babel.force_locale or refresh would not reach this
+cache); a change of language is a new request (/lang/<code> redirects).
 """
 
 from __future__ import annotations

@@ -125,3 +125,24 @@ def test_events_written_in_bulk_chain_on_and_read_back_exactly(session):  # type
     assert all(e.actor == STAFF.label and e.occurred_at.tzinfo is not None for e in bulk)
     result = audit_trail.verify(session, SYSTEM_ACTOR)
     assert result.problem is None and result.count == 5
+
+
+def test_bulk_events_may_come_from_a_generator_that_reads_the_database(session, monkeypatch):  # type: ignore[no-untyped-def]
+    from sqlalchemy import func
+
+    import payouts.audit.log as log
+    from payouts.services import audit_trail
+
+    monkeypatch.setattr(log, "_BATCH", 2)  # several batches, each chaining on from the last
+
+    def events():  # type: ignore[no-untyped-def]
+        for n in range(5):
+            seen = session.scalar(select(func.count()).select_from(AuditEvent))
+            yield ("x.read", "x", n, f"saw {seen} events", None)
+
+    assert log.record_events(session, SYSTEM_ACTOR, events()) == 5
+    session.commit()
+    # Each batch is written before the generator is read again.
+    assert session.scalars(select(AuditEvent.summary).order_by(AuditEvent.seq)).all() == [
+        "saw 0 events", "saw 0 events", "saw 2 events", "saw 2 events", "saw 4 events"]
+    assert audit_trail.verify(session, SYSTEM_ACTOR).problem is None
