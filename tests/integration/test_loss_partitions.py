@@ -202,3 +202,20 @@ def test_downgrade_gathers_partitions_back_into_one_table_and_upgrade_splits_the
                                            loss_partitions.partition_name(incident.id)}
         assert fresh.scalar(text(f"SELECT count(*) FROM {loss_partitions.DEFAULT_PARTITION}")) == 0
         assert not loss_partitions.can_build(fresh, incident.id)
+
+
+def test_building_a_partition_waits_for_no_reader(session, pg_engine):  # type: ignore[no-untyped-def]
+    _incident(session, "INC-P")
+    session.commit()
+    with pg_engine.connect() as reader:
+        # A long read of every table the partition's foreign keys point at, still open. (Only
+        # the DEFAULT partition is taken exclusively, for the moment ATTACH checks it.)
+        for table in ("customers", "incidents", "assets", "loss_imports"):
+            reader.execute(text(f"SELECT count(*) FROM {table}"))
+        # Were any step to need an exclusive lock on one of them, it would wait for this reader
+        # and give up after the timeout.
+        session.execute(text("SET lock_timeout = '3s'"))
+        report = _import(session, "INC-P", FIRST)
+        assert report.status == "imported", report.problems
+        reader.rollback()
+    session.execute(text("RESET lock_timeout"))
