@@ -213,8 +213,25 @@ class Conflict:
     message: str
 
 
+def stage_customers(session: Session) -> None:
+    """One row per customer of the staged file, in one pass over it: the contact details the
+    merge writes, and what whole_file_conflicts needs to find a customer given two of them."""
+    session.execute(text(f"DROP TABLE IF EXISTS {_temp(session, CUSTOMERS_TABLE)}"))
+    session.execute(
+        text(
+            f"CREATE TEMP TABLE {CUSTOMERS_TABLE}{_on_commit_drop(session)} AS SELECT customer_ref,"
+            f" max(name) AS name, min(NULLIF(name, '')) AS least_name,"
+            f" max(email) AS email, min(NULLIF(email, '')) AS least_email,"
+            f" max(CASE WHEN name <> '' THEN line END) AS name_line,"
+            f" max(CASE WHEN email <> '' THEN line END) AS email_line, max(line) AS last_line"
+            f" FROM {TABLE} GROUP BY customer_ref"
+        )
+    )
+
+
 def whole_file_conflicts(session: Session, limit: int) -> list[Conflict]:
-    """Duplicate customer+asset rows, and one customer given two names or e-mails."""
+    """Duplicate customer+asset rows, and one customer given two names or e-mails (after
+    stage_customers)."""
     duplicates = session.execute(
         text(
             f"SELECT line, first_line, customer_ref, asset FROM ("
@@ -228,20 +245,8 @@ def whole_file_conflicts(session: Session, limit: int) -> list[Conflict]:
         Conflict(line, f"duplicate row for customer {ref} and asset {asset} (first at line {first})")
         for line, first, ref, asset in duplicates
     ]
-    # One pass over the rows makes the per-customer table the merge reads too. "" means not
-    # given, so it never clashes: two values clash when the smallest given one differs from
-    # the largest.
-    session.execute(text(f"DROP TABLE IF EXISTS {_temp(session, CUSTOMERS_TABLE)}"))
-    session.execute(
-        text(
-            f"CREATE TEMP TABLE {CUSTOMERS_TABLE}{_on_commit_drop(session)} AS SELECT customer_ref,"
-            f" max(name) AS name, min(NULLIF(name, '')) AS least_name,"
-            f" max(email) AS email, min(NULLIF(email, '')) AS least_email,"
-            f" max(CASE WHEN name <> '' THEN line END) AS name_line,"
-            f" max(CASE WHEN email <> '' THEN line END) AS email_line, max(line) AS last_line"
-            f" FROM {TABLE} GROUP BY customer_ref"
-        )
-    )
+    # "" means not given, so it never clashes: two values clash when the smallest given one
+    # differs from the largest.
     clashes = session.execute(
         text(
             f"SELECT customer_ref, name_line, least_name <> name, email_line, least_email <> email"
@@ -283,8 +288,8 @@ def take_merge_turn(session: Session) -> None:
 def merge(session: Session, incident_id: int, import_id: int, now: dt.datetime) -> MergeCounts:
     """Create or update customers, then create or update the incident's loss positions.
 
-    Runs after whole_file_conflicts found none (that check builds the per-customer table),
-    inside take_merge_turn's turn.
+    Runs after stage_customers, once whole_file_conflicts found none, inside take_merge_turn's
+    turn.
     """
     now_param = bindparam("now", value=now, type_=UTCDateTime)
     updated_customers = session.execute(

@@ -115,6 +115,7 @@ def _import(
         report.problems.append("the file has a header but no data rows")
     if report.problem_count == 0:
         # Checks that need the whole file, on the staged rows.
+        loss_staging.stage_customers(session)
         conflicts = loss_staging.whole_file_conflicts(session, MAX_REPORTED_PROBLEMS)
         report.problem_count = len(conflicts)
         report.problems = [f"line {c.line}: {c.message}" for c in conflicts]
