@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -45,9 +45,9 @@ def current_destination(session: Session, customer_id: int) -> PayoutDestination
         PayoutDestination.customer_id == customer_id, PayoutDestination.status == "approved"))
 
 
-def portal_badges(session: Session, customer_id: int) -> tuple[str, int]:
-    """The account's state (approved, pending or missing) and the count of unread notices, in
-    one query: every portal page shows both."""
+def badge_columns(customer_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool], ColumnElement[int]]:
+    """What every portal page shows besides its own content, as columns to select: whether the
+    customer has an approved account, a pending one, and how many notices are unread."""
     from payouts.db.models import Notice
 
     approved = select(PayoutDestination.id).where(PayoutDestination.customer_id == customer_id,
@@ -56,8 +56,19 @@ def portal_badges(session: Session, customer_id: int) -> tuple[str, int]:
                                                  PayoutDestination.status == "pending").exists()
     unread = select(func.count()).select_from(Notice).where(
         Notice.customer_id == customer_id, Notice.read_at.is_(None)).scalar_subquery()
-    has_approved, has_pending, count = session.execute(select(approved, pending, unread)).one()
-    return ("approved" if has_approved else "pending" if has_pending else "missing"), int(count or 0)
+    return approved, pending, unread
+
+
+def badges(has_approved: bool, has_pending: bool, unread: int | None) -> tuple[str, int]:
+    """The account's state (approved, pending or missing) and the unread count, from
+    badge_columns' values."""
+    return ("approved" if has_approved else "pending" if has_pending else "missing"), int(unread or 0)
+
+
+def portal_badges(session: Session, customer_id: int) -> tuple[str, int]:
+    """The account's state and the count of unread notices, in one query: every portal page
+    shows both."""
+    return badges(*session.execute(select(*badge_columns(customer_id))).one())
 
 
 def destination_status(session: Session, customer_id: int) -> str:

@@ -163,6 +163,7 @@ def test_adjusted_claim_shows_the_new_version_reason_and_notice(customer, opened
     page = customer.get(f"/portal/claims/{claim_id}")
     assert "Why staff adjusted this claim" in page.text and "A missed deposit" in page.text
     assert ">0.6<" in page.text and "JPY 6,000,000" in page.text
+    assert "1 unread" in page.text  # the badges come with the claim, in the same query
     assert "Adjusted by staff: version 2" in page.text
     assert "Accept version 2" in page.text
 
@@ -406,3 +407,20 @@ def test_a_paid_payment_has_a_statement_only_its_owner_reads(app, customer, clie
     assert other.get(f"/portal/payments/{paid.id}/statement").status_code == 404  # not theirs
     assert other.get(f"/portal/payments/{held.id}/statement").status_code == 404  # theirs, not paid
     assert client_for(Role.STAFF).get(f"/portal/payments/{paid.id}/statement").status_code == 403
+
+
+def test_an_approved_claims_next_step_follows_the_payout_account(customer, opened, session):  # type: ignore[no-untyped-def]
+    from payouts.db.models import PayoutDestination
+    from tests.helpers import approve_all_claims
+
+    approve_all_claims(session, STAFF, "INC-1")
+    claim_id = opened["C1"]
+    assert "Add a payout account now" in customer.get(f"/portal/claims/{claim_id}").text
+    c1 = session.scalar(select(Customer.id).where(Customer.external_ref == "C1"))
+    # The account changes; the claim does not (same row version): the page must still follow.
+    session.add(PayoutDestination(customer_id=c1, bank_code="0005", branch_code="001", account_type="ordinary",
+                                  account_number="1234567", holder_kana="ｶｽﾀﾏ- ﾜﾝ", status="approved",
+                                  approvals_required=1, submitted_by_label="test"))
+    session.commit()
+    page = customer.get(f"/portal/claims/{claim_id}").text
+    assert "Payment to your approved payout account" in page and "Add a payout account now" not in page

@@ -11,13 +11,13 @@ from werkzeug.utils import secure_filename
 from payouts.domain.claims import ALLOWED_FROM, ClaimAction, ClaimStatus
 from payouts.domain.errors import ConflictError, ValidationError
 from payouts.domain.roles import Role
-from payouts.services import claims, destinations, evidence, statements
+from payouts.services import claims, evidence, statements
 from payouts.services.evidence import MAX_FILE_BYTES, MAX_FILES, StoredEvidence
 from payouts.web.access import roles_required
 from payouts.web.context import actor, db
 from payouts.web.portal.forms import AcceptForm, DisputeForm, WithdrawForm, dispute_form
 from payouts.web.portal.steps import RECEIPT_STATUSES, next_step, timeline
-from payouts.web.portal.views import bp, customer_id, policy
+from payouts.web.portal.views import bp, policy
 from payouts.web.translate import gettext as _, locale
 
 CUSTOMERS = {Role.CUSTOMER}
@@ -38,9 +38,8 @@ WITHDRAW_PAGE = "portal/withdraw.html"
 def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw: WithdrawForm | None = None,
                   conflict: str | None = None, status: int = 200, template: str = "portal/claim.html"):  # type: ignore[no-untyped-def]
     session, who = db(), actor()
-    detail = claims.my_claim(session, who, claim_id, policy())
+    detail, account, g.portal_unread_count = claims.my_claim_page(session, who, claim_id, policy())
     claim = detail.claim
-    cid = customer_id()
     assets = [line.asset for line in detail.lines]
     # A form sent back with errors keeps the row version it was sent with, so a claim that
     # changed meanwhile is still caught; fresh forms (and forms after a conflict) carry the
@@ -61,7 +60,6 @@ def _render_claim(claim_id: int, *, dispute: DisputeForm | None = None, withdraw
     elif withdraw is None or conflict:
         withdraw = WithdrawForm(formdata=None)
         withdraw.row_version.data = str(claim.row_version)
-    account, g.portal_unread_count = destinations.portal_badges(session, cid)
     # Payments exist only once an approved claim's allocation is committed.
     payments = (statements.claim_payments(session, who, claim)
                 if ClaimStatus(claim.status) in (ClaimStatus.APPROVED, ClaimStatus.PAID) else [])
