@@ -77,10 +77,10 @@ def load_demo(session: Session, n_customers: int = DEMO_CUSTOMERS) -> list[Login
         if not report.ok:
             raise RuntimeError(f"demo loss file rejected: {report.problems[:3]}")
     _ensure_funding(session, incident.id)
-    _ensure_adequacy(session)
+    ensure_adequacy(session)
     logins = [_ensure_login(session, *spec) for spec in DEMO_LOGINS]
     _ensure_claims(session)
-    _ensure_paying_account(session)
+    ensure_paying_account(session)
     # A customer who has not activated yet: the code stands for the exchange's app or letter.
     code = activation.issue_activation_code(session, actor, customer_ref(2))
     logins.append(Login(customer_ref(2).lower(), "activation", code))
@@ -165,8 +165,9 @@ def _demo_actor(session: Session, username: str) -> Actor:
     return Actor(user.username, Role(user.role), user.id)
 
 
-def _ensure_paying_account(session: Session) -> None:
-    """The exchange's (invented) reserve account, for Zengin transfer files."""
+def ensure_paying_account(session: Session) -> None:
+    """The exchange's (invented) reserve account, for Zengin transfer files (the demo and the
+    real-browser walks both set it up)."""
     if session.scalar(select(PayingAccount.id).where(PayingAccount.purpose == "reserve")) is None:
         zengin_files.set_paying_account(session, SYSTEM_ACTOR, purpose="reserve", company_code="1234567890",
                                         company_name="ﾃﾞﾓｺｳｶﾝｼﾞｮ", bank_code="0005", bank_name="ﾐﾂﾋﾞｼﾕｰｴﾌｼﾞｪｲ",
@@ -184,7 +185,7 @@ DEMO_RULE = {
 }
 
 
-def _ensure_adequacy(session: Session) -> None:
+def ensure_adequacy(session: Session) -> None:
     """A mid-sized exchange: a year of volumes, wallet holdings, one past incident, a rule."""
     actor = SYSTEM_ACTOR
     if not adequacy.rule_versions(session, actor):

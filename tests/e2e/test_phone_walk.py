@@ -143,8 +143,8 @@ def _prepare(server: LiveServer, db_url: str, tmp_path: Path) -> dict[str, Any]:
     ids: dict[str, Any] = {}
     with server.db() as session:
         # Reserve rule, inputs, a paying account, a tower: the adequacy and funding pages.
-        demo._ensure_adequacy(session)
-        demo._ensure_paying_account(session)
+        demo.ensure_adequacy(session)
+        demo.ensure_paying_account(session)
         funding.create_policy(session, STAFF, policy_number="E2E-CYBER-2026", insurer="E2E Marine & Fire",
                               period_start=dt.date(2026, 1, 1), period_end=dt.date(2026, 12, 31))
         funding.add_layer(session, STAFF, policy_number="E2E-CYBER-2026", code="L1", attachment_jpy=100_000_000,
