@@ -55,6 +55,9 @@ def fact(page: Any, term: str) -> Any:
 
 
 def assert_fits_a_phone(page: Any) -> None:
+    # Layout is only final once the stylesheet has loaded: a page reached through a redirect
+    # can already show its text (what the callers wait for) while app.css is still coming.
+    page.wait_for_load_state("load")
     scroll_width, inner_width = page.evaluate(
         "() => [document.documentElement.scrollWidth, window.innerWidth]"
     )
