@@ -209,6 +209,20 @@ def open_browser(
         assert not watch.foreign_requests, f"requests off the test server: {watch.foreign_requests}"
 
 
+def add_approved_accounts(session: Any) -> None:
+    """An approved payout account for each seeded customer (set-up; the caller commits)."""
+    from sqlalchemy import select
+
+    from payouts.db.models import Customer, PayoutDestination
+
+    for number, ref in enumerate((CUSTOMER_REF, "C-E2E-2"), start=1):
+        customer_id = session.scalar(select(Customer.id).where(Customer.external_ref == ref))
+        session.add(PayoutDestination(
+            customer_id=customer_id, bank_code="0005", branch_code="123", account_type="ordinary",
+            account_number=f"123456{number}", holder_kana="ﾃｽﾄ ﾀﾛｳ", status="approved",
+            approvals_required=1, submitted_by_label="e2e setup"))
+
+
 def screenshot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

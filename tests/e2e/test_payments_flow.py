@@ -11,13 +11,11 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from payouts.db.models import Customer, PayoutDestination
 from payouts.domain.roles import Role
 from payouts.services import funding
 from tests.conftest import STAFF
-from tests.e2e.conftest import CUSTOMER_REF, SEED_REF, LiveServer, screenshot
+from tests.e2e.conftest import SEED_REF, LiveServer, add_approved_accounts, screenshot
 from tests.e2e.test_staff_and_portal import fact, log_in
 from tests.helpers import approve_all_claims
 
@@ -36,12 +34,7 @@ def _prepare(server: LiveServer) -> None:
     """Approved claims, approved payout accounts for both customers, and a reserve that pays all."""
     with server.db() as session:
         assert approve_all_claims(session, STAFF, SEED_REF) == 2
-        for number, ref in enumerate((CUSTOMER_REF, "C-E2E-2"), start=1):
-            customer_id = session.scalar(select(Customer.id).where(Customer.external_ref == ref))
-            session.add(PayoutDestination(
-                customer_id=customer_id, bank_code="0005", branch_code="123", account_type="ordinary",
-                account_number=f"123456{number}", holder_kana="ﾃｽﾄ ﾀﾛｳ", status="approved",
-                approvals_required=1, submitted_by_label="e2e setup"))
+        add_approved_accounts(session)
         session.commit()
         funding.record_reserve_movement(session, STAFF, kind="deposit", amount_jpy=TOTAL,
                                         memo="Liability reserve, end-to-end test")

@@ -39,7 +39,6 @@ from payouts.db.models import (
     DisbursementBatch,
     Incident,
     LossImport,
-    PayoutDestination,
     StressTest,
     User,
 )
@@ -62,7 +61,7 @@ from payouts.services import (
 )
 from payouts.web.access import ACCESS_ATTR
 from tests.conftest import STAFF, make_config
-from tests.e2e.conftest import CUSTOMER_REF, PHONE, SEED_REF, LiveServer, screenshot
+from tests.e2e.conftest import CUSTOMER_REF, PHONE, SEED_REF, LiveServer, add_approved_accounts, screenshot
 from tests.e2e.test_staff_and_portal import assert_fits_a_phone, log_in
 
 pytestmark = pytest.mark.e2e
@@ -159,14 +158,9 @@ def _prepare(server: LiveServer, db_url: str, tmp_path: Path) -> dict[str, Any]:
         ids["import_id"] = session.scalar(select(LossImport.id).join(Incident, Incident.id == LossImport.incident_id)
                                           .where(Incident.ref == SEED_REF))
         claims.open_claims(session, STAFF, SEED_REF)
-        for number, ref in enumerate((CUSTOMER_REF, "C-E2E-2"), start=1):
-            claim = _claim_of(session, SEED_REF, ref)
-            claim.status = "approved"
-            customer_id = session.scalar(select(Customer.id).where(Customer.external_ref == ref))
-            session.add(PayoutDestination(
-                customer_id=customer_id, bank_code="0005", branch_code="123", account_type="ordinary",
-                account_number=f"123456{number}", holder_kana="ﾃｽﾄ ﾀﾛｳ", status="approved",
-                approvals_required=1, submitted_by_label="e2e setup"))
+        for ref in (CUSTOMER_REF, "C-E2E-2"):
+            _claim_of(session, SEED_REF, ref).status = "approved"
+        add_approved_accounts(session)
         session.commit()
         config = make_config(db_url, tmp_path, evidence_dir=str(evidence_dir))
         dispatch = make_dispatch(config, engine=session.get_bind(), session_factory=server.session_factory)

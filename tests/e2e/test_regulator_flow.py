@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from payouts.db.models import AuditEvent, Claim, Customer, PayoutDestination, User
+from payouts.db.models import AuditEvent, Claim, Customer, User
 from payouts.domain.roles import Actor, Role
 from payouts.services import claims, evidence, funding, loss_import
 from tests.conftest import STAFF
-from tests.e2e.conftest import CUSTOMER_REF, SEED_REF, SEED_TITLE, LiveServer, screenshot
+from tests.e2e.conftest import SEED_REF, SEED_TITLE, LiveServer, add_approved_accounts, screenshot
 from tests.e2e.test_payments_flow import TOTAL, status_row
 from tests.e2e.test_staff_and_portal import fact, log_in
 from tests.helpers import approve_all_claims
@@ -76,12 +76,7 @@ def _prepare(server: LiveServer, evidence_dir: Path) -> int:
 
         # The disputed claim is not touched: only open, accepted or under-review ones are.
         assert approve_all_claims(session, STAFF, SEED_REF) == 2
-        for number, ref in enumerate((CUSTOMER_REF, "C-E2E-2"), start=1):
-            paid_id = session.scalar(select(Customer.id).where(Customer.external_ref == ref))
-            session.add(PayoutDestination(
-                customer_id=paid_id, bank_code="0005", branch_code="123", account_type="ordinary",
-                account_number=f"123456{number}", holder_kana="ﾃｽﾄ ﾀﾛｳ", status="approved",
-                approvals_required=1, submitted_by_label="e2e setup"))
+        add_approved_accounts(session)
         session.commit()
         funding.record_reserve_movement(session, STAFF, kind="deposit", amount_jpy=TOTAL,
                                         memo="Liability reserve, end-to-end test")
