@@ -7,7 +7,9 @@ the last one shown. Role checks are the same as the pages' (back-office readers)
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from payouts.db.models import (
@@ -36,12 +38,18 @@ def _read(actor: Actor, what: str) -> None:
     require_role(actor, BACK_OFFICE_READERS, f"read {what}")
 
 
+def _page(query: Select[Any], key: Any, after: int | None, limit: int) -> Select[Any]:
+    """``query`` in ``key`` order from just after ``after``: ``limit`` rows and one more, which
+    tells the caller that another page follows."""
+    if after is not None:
+        query = query.where(key > after)
+    return query.order_by(key).limit(limit + 1)
+
+
 def incidents_page(session: Session, actor: Actor, after: int | None, limit: int) -> list[Incident]:
     _read(actor, "incidents")
-    query = select(Incident).order_by(Incident.id)
-    if after is not None:
-        query = query.where(Incident.id > after)
-    return list(session.scalars(query.limit(limit + 1)))
+    query = select(Incident)
+    return list(session.scalars(_page(query, Incident.id, after, limit)))
 
 
 def prices_of(session: Session, incident: Incident) -> list[ReferencePrice]:
@@ -52,18 +60,14 @@ def prices_of(session: Session, incident: Incident) -> list[ReferencePrice]:
 def imports_page(session: Session, actor: Actor, incident_ref: str, after: int | None, limit: int) -> list[LossImport]:
     _read(actor, "loss imports")
     incident = find_incident(session, incident_ref)
-    query = select(LossImport).where(LossImport.incident_id == incident.id).order_by(LossImport.id)
-    if after is not None:
-        query = query.where(LossImport.id > after)
-    return list(session.scalars(query.limit(limit + 1)))
+    query = select(LossImport).where(LossImport.incident_id == incident.id)
+    return list(session.scalars(_page(query, LossImport.id, after, limit)))
 
 
 def customers_page(session: Session, actor: Actor, after: int | None, limit: int) -> list[Customer]:
     _read(actor, "customers")
-    query = select(Customer).order_by(Customer.id)
-    if after is not None:
-        query = query.where(Customer.id > after)
-    return list(session.scalars(query.limit(limit + 1)))
+    query = select(Customer)
+    return list(session.scalars(_page(query, Customer.id, after, limit)))
 
 
 def customer(session: Session, actor: Actor, customer_ref: str) -> tuple[Customer, list[tuple[Claim, str]]]:
@@ -94,25 +98,21 @@ def claims_page(session: Session, actor: Actor, *, incident_ref: str | None, sta
     wanted = _status(status, ClaimStatus, "state")
     query = (select(Claim, Incident.ref, Customer.external_ref)
              .join(Incident, Incident.id == Claim.incident_id)
-             .join(Customer, Customer.id == Claim.customer_id).order_by(Claim.id))
+             .join(Customer, Customer.id == Claim.customer_id))
     if incident_ref:
         query = query.where(Incident.ref == incident_ref)
     if customer_ref:
         query = query.where(Customer.external_ref == customer_ref)
     if wanted:
         query = query.where(Claim.status == wanted)
-    if after is not None:
-        query = query.where(Claim.id > after)
-    return [(c, i, r) for c, i, r in session.execute(query.limit(limit + 1))]
+    return [(c, i, r) for c, i, r in session.execute(_page(query, Claim.id, after, limit))]
 
 
 def runs_page(session: Session, actor: Actor, incident_ref: str, after: int | None, limit: int) -> list[AllocationRun]:
     _read(actor, "allocation runs")
     incident = find_incident(session, incident_ref)
-    query = select(AllocationRun).where(AllocationRun.incident_id == incident.id).order_by(AllocationRun.id)
-    if after is not None:
-        query = query.where(AllocationRun.id > after)
-    return list(session.scalars(query.limit(limit + 1)))
+    query = select(AllocationRun).where(AllocationRun.incident_id == incident.id)
+    return list(session.scalars(_page(query, AllocationRun.id, after, limit)))
 
 
 def lines_page(session: Session, actor: Actor, run: AllocationRun, after: int | None,
@@ -120,10 +120,8 @@ def lines_page(session: Session, actor: Actor, run: AllocationRun, after: int | 
     """A run's lines by customer id, with each customer's reference."""
     _read(actor, "allocation runs")
     query = (select(AllocationLine, Customer.external_ref).join(Customer, Customer.id == AllocationLine.customer_id)
-             .where(AllocationLine.run_id == run.id).order_by(AllocationLine.customer_id))
-    if after is not None:
-        query = query.where(AllocationLine.customer_id > after)
-    return [(line, ref) for line, ref in session.execute(query.limit(limit + 1))]
+             .where(AllocationLine.run_id == run.id))
+    return [(line, ref) for line, ref in session.execute(_page(query, AllocationLine.customer_id, after, limit))]
 
 
 def disbursements_page(session: Session, actor: Actor, *, incident_ref: str | None, status: str | None,
@@ -133,16 +131,14 @@ def disbursements_page(session: Session, actor: Actor, *, incident_ref: str | No
     wanted = _status(status, DisbursementStatus, "state")
     query = (select(Disbursement, Incident.ref, Customer.external_ref)
              .join(Incident, Incident.id == Disbursement.incident_id)
-             .join(Customer, Customer.id == Disbursement.customer_id).order_by(Disbursement.id))
+             .join(Customer, Customer.id == Disbursement.customer_id))
     if incident_ref:
         query = query.where(Incident.ref == incident_ref)
     if wanted:
         query = query.where(Disbursement.status == wanted)
     if run_id is not None:
         query = query.where(Disbursement.run_id == run_id)
-    if after is not None:
-        query = query.where(Disbursement.id > after)
-    return [(d, i, r) for d, i, r in session.execute(query.limit(limit + 1))]
+    return [(d, i, r) for d, i, r in session.execute(_page(query, Disbursement.id, after, limit))]
 
 
 def disbursement(session: Session, actor: Actor, disbursement_id: int) -> tuple[Disbursement, str, str]:
@@ -159,17 +155,13 @@ def disbursement(session: Session, actor: Actor, disbursement_id: int) -> tuple[
 
 def checkpoints_page(session: Session, actor: Actor, after: int | None, limit: int) -> list[AuditCheckpoint]:
     _read(actor, "audit checkpoints")
-    query = select(AuditCheckpoint).order_by(AuditCheckpoint.id)
-    if after is not None:
-        query = query.where(AuditCheckpoint.id > after)
-    return list(session.scalars(query.limit(limit + 1)))
+    query = select(AuditCheckpoint)
+    return list(session.scalars(_page(query, AuditCheckpoint.id, after, limit)))
 
 
 def adequacy_inputs_page(session: Session, actor: Actor, kind: str, after: int | None, limit: int) -> list:  # type: ignore[type-arg]
     """Trading volumes, wallet snapshots or the incident history, as recorded, by id."""
     _read(actor, "read reserve adequacy inputs")
     model = {"volumes": TradingVolume, "snapshots": WalletSnapshot, "history": ExternalIncident}[kind]
-    query = select(model).order_by(model.id)
-    if after is not None:
-        query = query.where(model.id > after)
-    return list(session.scalars(query.limit(limit + 1)))
+    query = select(model)
+    return list(session.scalars(_page(query, model.id, after, limit)))
