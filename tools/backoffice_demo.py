@@ -73,6 +73,26 @@ class Api:
         return self._send("POST", self.path("post", template, **params), body, headers)
 
 
+#: Payment states that are still on their way to the bank.
+IN_FLIGHT = ("pending", "submitting", "submitted", "retrying")
+
+
+def wait_for_payments(api: Api, ref: str) -> None:
+    """Poll the incident's payments, page by page, until none is still on its way."""
+    while True:
+        pending, after = 0, ""
+        while True:
+            page = api.get("/disbursements", f"?incident={ref}&limit=200" + (f"&after={after}" if after else ""))
+            pending += sum(1 for d in page["items"] if d["state"] in IN_FLIGHT)
+            if not page["next"]:
+                break
+            after = page["next"]
+        if pending == 0:
+            return
+        print(f"payments still in flight: {pending}")
+        time.sleep(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default="http://127.0.0.1:5000")
@@ -115,18 +135,7 @@ def main() -> None:
         sys.exit("no approved claims yet: approve them in the back office first")
     run = api.post("/incidents/{ref}/allocation-runs", {"digest": preview["digest"]}, key=f"{ref}:commit", ref=ref)
     print(f"allocation run #{run['id']} committed")
-    while True:
-        pending, after = 0, ""
-        while True:
-            page = api.get("/disbursements", f"?incident={ref}&limit=200" + (f"&after={after}" if after else ""))
-            pending += sum(1 for d in page["items"] if d["state"] in ("pending", "submitting", "submitted", "retrying"))
-            if not page["next"]:
-                break
-            after = page["next"]
-        print(f"payments still in flight: {pending}")
-        if pending == 0:
-            break
-        time.sleep(2)
+    wait_for_payments(api, ref)
     recon = api.get("/incidents/{ref}/reconciliation", ref=ref)
     print(f"paid ¥{recon['paid_jpy']:,}; balanced: {recon['balanced']}")
     # Each insurer pays its layer's share; then that part of every payout goes out too.
@@ -136,18 +145,7 @@ def main() -> None:
                             {"layer": line["source_id"], "amount_jpy": line["awaiting_funds_jpy"]},
                             key=f"{ref}:insurer:{line['source_id']}", ref=ref)
             print(f"insurer paid layer {paid['layer']}: ¥{paid['received_jpy']:,}; instructed: {paid['instructed']}")
-    while True:
-        pending, after = 0, ""
-        while True:
-            page = api.get("/disbursements", f"?incident={ref}&limit=200" + (f"&after={after}" if after else ""))
-            pending += sum(1 for d in page["items"] if d["state"] in ("pending", "submitting", "submitted", "retrying"))
-            if not page["next"]:
-                break
-            after = page["next"]
-        if pending == 0:
-            break
-        print(f"payments still in flight: {pending}")
-        time.sleep(2)
+    wait_for_payments(api, ref)
     recon = api.get("/incidents/{ref}/reconciliation", ref=ref)
     for line in recon["sources"]:
         print(f"  {line['source_id']:<8} allocated ¥{line['allocated_jpy']:,}  instructed ¥{line['instructed_jpy']:,}"
