@@ -161,7 +161,7 @@ def checkpoints_page(session: Session, actor: Actor, after: int | None, limit: i
 
 def adequacy_inputs_page(session: Session, actor: Actor, kind: str, after: int | None, limit: int) -> list:  # type: ignore[type-arg]
     """Trading volumes, wallet snapshots or the incident history, as recorded, by id."""
-    _read(actor, "read reserve adequacy inputs")
+    _read(actor, "reserve adequacy inputs")
     model = {"volumes": TradingVolume, "snapshots": WalletSnapshot, "history": ExternalIncident}[kind]
     query = select(model)
     return list(session.scalars(_page(query, model.id, after, limit)))
