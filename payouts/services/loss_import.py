@@ -30,6 +30,7 @@ from payouts.domain.loss_file import (
     decode_lines,
     parse_header_line,
 )
+from payouts.domain.plain_rows import PlainRowsCheck
 from payouts.domain.roles import STAFF_WRITERS, Actor
 from payouts.services.access import require_role
 from payouts.services.incidents import ensure_claims_not_open, ensure_not_allocated, find_incident
@@ -172,21 +173,30 @@ def _import(
 
 def _stage_through_python(session: Session, stream: BinaryIO, report: ImportReport) -> None:
     """Read and check rows in Python, streaming the good ones into the staging table."""
-    decimals = {code: places for code, places in session.execute(select(Asset.code, Asset.decimals))}
-    reader = LossFileReader(decode_lines(stream), decimals)
+    reader = LossFileReader(decode_lines(stream), _asset_decimals(session))
     loss_staging.create(session)
     loss_staging.load(session, _valid_rows(reader, report))
     report.rows = reader.rows_read
 
 
 def _stage_in_database(session: Session, stream: BinaryIO, report: ImportReport) -> None:
-    """COPY the file as is and check its rows in SQL: the fast path on PostgreSQL."""
+    """COPY the file as is and check its rows in SQL: the fast path on PostgreSQL.
+
+    While the bytes stream to COPY, PlainRowsCheck looks at them too (on this process's core,
+    while the database parses on its own). A file whose rows are all plain is typed in SQL
+    without checking each row again; any other file has every row checked there.
+    """
     columns = parse_header_line(stream.readline())
     ordered = sorted(columns, key=columns.__getitem__)
-    loss_staging.copy_raw(session, ordered, iter(lambda: stream.read(_HASH_CHUNK), b""))
+    plain = PlainRowsCheck(columns, _asset_decimals(session))
+    loss_staging.copy_raw(session, ordered, plain.watch(iter(lambda: stream.read(_HASH_CHUNK), b"")))
     report.problem_count, report.problems, report.rows = loss_staging.check_and_stage(
-        session, MAX_REPORTED_PROBLEMS
+        session, MAX_REPORTED_PROBLEMS, rows_are_plain=plain.all_plain
     )
+
+
+def _asset_decimals(session: Session) -> dict[str, int]:
+    return {code: places for code, places in session.execute(select(Asset.code, Asset.decimals))}
 
 
 def _valid_rows(reader: LossFileReader, report: ImportReport) -> Iterator[LossRow]:

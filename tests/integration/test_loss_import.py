@@ -214,3 +214,37 @@ def test_concurrent_imports_bringing_the_same_new_customers_both_succeed(pg_engi
     assert sum(r.loss_import.customers_created for r in reports.values()) == 3000
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Customer)) == 3000
+
+
+def test_a_plain_file_and_the_same_rows_written_unusually_import_alike(session, incident, monkeypatch):  # type: ignore[no-untyped-def]
+    from payouts.db import loss_staging
+
+    seen = []
+    check_and_stage = loss_staging.check_and_stage
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["rows_are_plain"])
+        return check_and_stage(*args, **kwargs)
+
+    monkeypatch.setattr(loss_staging, "check_and_stage", spy)
+    plain = loss_file_bytes(300)
+    # A space after one comma: the same rows once trimmed, but not plain, so fully checked.
+    unusual = plain.replace(b",BTC,", b", BTC,", 1)
+    t = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    incidents.record_incident(session, STAFF, ref="INC-2", title="t", incident_type="hack",
+                              occurred_at=t, discovered_at=t)
+    first = run(session, plain)
+    second = import_losses(session, STAFF, "INC-2", io.BytesIO(unusual), "unusual.csv")
+    assert (first.status, second.status) == ("imported", "imported")
+    assert second.loss_import.customers_updated == 0
+    positions = session.execute(
+        select(LossPosition.incident_id, Customer.external_ref, LossPosition.asset_code, LossPosition.amount_minor)
+        .join(Customer, Customer.id == LossPosition.customer_id)
+    ).all()
+    by_incident = {}
+    for incident_id, ref, asset, amount in positions:
+        by_incident.setdefault(incident_id, set()).add((ref, asset, amount))
+    assert len(by_incident) == 2 and len(positions) == 2 * first.rows
+    assert by_incident[incident.id] == by_incident[second.loss_import.incident_id]
+    # PostgreSQL checks rows in SQL, trusting the plain file's; SQLite reads every row in Python.
+    assert seen == ([True, False] if session.get_bind().dialect.name == "postgresql" else [])
