@@ -33,6 +33,7 @@ from payouts.db.models import (
     ClaimVersion,
     Customer,
     Incident,
+    LossImport,
     LossPosition,
     Notice,
     ReferencePrice,
@@ -534,12 +535,26 @@ def _record_approval(session: Session, actor: Actor, claim_ids: list[int], versi
                  "role": actor.role.value, "created_at": now} for i in fresh])
 
 
+def _ensure_not_a_maker_of_the_ledger_figures(session: Session, user_id: int, incident_id: int) -> None:
+    """Four eyes for a claim's first version, which nobody adjusted: its figures were made by
+    whoever imported the incident's losses or set its reference prices, so they may not approve
+    claims as computed from them (an inflated ledger row plus its importer's approval would
+    otherwise pay out on one person's word)."""
+    makers = select(LossImport.imported_by_id).where(LossImport.incident_id == incident_id).union(
+        select(ReferencePrice.set_by_id).where(ReferencePrice.incident_id == incident_id))
+    if user_id in set(session.scalars(makers)):
+        raise PermissionDenied("you imported this incident's losses or set its reference prices, so someone"
+                               " else must approve its claims as computed from them")
+
+
 def approve_claim(session: Session, actor: Actor, claim_id: int, row_version: int,
                   policy: FourEyesPolicy) -> Claim:
     """One approval of the current version; the claim is approved once enough people have."""
-    _require_login(actor, "an approval")
+    user_id = _require_login(actor, "an approval")
     with _stale_is_conflict(claim_id), transaction(session):
         claim = _staff_move(session, actor, claim_id, row_version, ClaimAction.APPROVE)
+        if claim.version == 1:
+            _ensure_not_a_maker_of_the_ledger_figures(session, user_id, claim.incident_id)
         required = policy.approvals_required(claim.total_jpy)
         complete = check_approval(approver_id=actor.user_id, approver_role=actor.role,
                                   maker_id=claim.changed_by_id,
@@ -635,10 +650,12 @@ def bulk_approve(session: Session, actor: Actor, incident_ref: str, policy: Four
     only one approval; claims above the four-eyes threshold stay for two people. At most
     ``limit`` per call, so one action stays a bounded transaction. Returns how many."""
     require_role(actor, CLAIM_REVIEWERS, "approve claims")
-    _require_login(actor, "an approval")
+    user_id = _require_login(actor, "an approval")
     with transaction(session):
         incident = find_incident(session, incident_ref, lock=True)
         ensure_not_allocated(session, incident, "claims")
+        # Every claim approved here is a first version.
+        _ensure_not_a_maker_of_the_ledger_figures(session, user_id, incident.id)
         disputed = select(ClaimDispute.claim_id)
         ids = list(session.scalars(
             select(Claim.id).where(

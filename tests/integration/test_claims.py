@@ -70,14 +70,15 @@ EXPECTED_TOTALS = {
 }
 
 
-def record_case(session, ref: str = REF, ledger: str = LEDGER, prices: dict[str, str] | None = None) -> None:
+def record_case(session, ref: str = REF, ledger: str = LEDGER, prices: dict[str, str] | None = None, *,
+                importer: Actor = STAFF, pricer: Actor = STAFF) -> None:
     """An incident with prices and an imported ledger, claims not yet open."""
     incidents.record_incident(session, STAFF, ref=ref, title="Hot wallet", incident_type="hack",
                               occurred_at=T, discovered_at=T)
     for asset, price in (PRICES if prices is None else prices).items():
-        incidents.set_reference_price(session, STAFF, incident_ref=ref, asset_code=asset, price=price,
+        incidents.set_reference_price(session, pricer, incident_ref=ref, asset_code=asset, price=price,
                                       source="exchange close")
-    report = import_losses(session, STAFF, ref, io.BytesIO(ledger.encode()), f"{ref}.csv")
+    report = import_losses(session, importer, ref, io.BytesIO(ledger.encode()), f"{ref}.csv")
     assert report.status == "imported", report.problems
 
 
@@ -91,10 +92,11 @@ def make_user(session, username: str, role: Role, customer_ref: str | None = Non
 class Desk:
     """One incident with open claims, four reviewers and the customers' logins."""
 
-    def __init__(self, session, ref: str = REF, ledger: str = LEDGER) -> None:
+    def __init__(self, session, ref: str = REF, ledger: str = LEDGER, *, importer: Actor = STAFF,
+                 pricer: Actor = STAFF) -> None:
         self.session = session
         self.ref = ref
-        record_case(session, ref, ledger)
+        record_case(session, ref, ledger, importer=importer, pricer=pricer)
         self.staff1 = make_user(session, "staff1", Role.STAFF)
         self.staff2 = make_user(session, "staff2", Role.STAFF)
         self.approver1 = make_user(session, "approver1", Role.APPROVER)
@@ -463,6 +465,30 @@ def test_above_the_threshold_takes_two_people_the_second_an_approver(desk):  # t
     with Refused(desk, "C6", TransitionError, "approved"):
         desk.approve(desk.approver2, "C6")
     assert len(desk.approvals("C6")) == 2
+
+
+def test_whoever_made_the_ledger_figures_may_not_approve_the_claims_computed_from_them(session):  # type: ignore[no-untyped-def]
+    importer = make_user(session, "importer", Role.STAFF)
+    pricer = make_user(session, "pricer", Role.APPROVER)
+    desk = Desk(session, importer=importer, pricer=pricer)
+    for ref in ("C2", "C3", "C6"):
+        desk.accept(ref)
+    for maker in (importer, pricer):
+        with Refused(desk, "C2", PermissionDenied, "imported this incident's losses or set its reference prices"):
+            desk.approve(maker, "C2")
+        with Refused(desk, "C6", PermissionDenied, "imported this incident's losses"):
+            desk.approve(maker, "C6")
+        with Refused(desk, "C3", PermissionDenied, "imported this incident's losses"):
+            claims.bulk_approve(session, maker, REF, POLICY)
+    # Anyone else approves as before: one person at the threshold, two above it.
+    assert claims.bulk_approve(session, desk.staff1, REF, POLICY) == 2  # C2 and C3
+    desk.approve(desk.staff1, "C6")
+    assert desk.approve(desk.approver1, "C6").status == "approved"
+    # An adjusted version's figures are its adjuster's: the importer may approve those.
+    desk.accept("C4")
+    desk.adjust(desk.staff2, "C4", {"JPY": "249999"})
+    desk.accept("C4")
+    assert desk.approve(importer, "C4").status == "approved"
 
 
 def test_only_accepted_claims_are_approved_and_only_by_reviewers(desk):  # type: ignore[no-untyped-def]
