@@ -365,6 +365,20 @@ def _create_customer_logins(session: Session, incident_id: int, now: dt.datetime
 # --- moves ----------------------------------------------------------------------------------
 
 
+def _hold_off_allocation(session: Session, claim_id: int) -> None:
+    """Take the claim's incident in share mode for the rest of the move (PostgreSQL).
+
+    Committing an allocation takes the incident exclusively, so a move and a commit never
+    interleave: a commit waits for the moves under way and pays what they left, and a move
+    that waited for a commit then finds the run and is refused. Without it, a move checked
+    before the commit and saved after it was lost to the run (an approval left out, or an
+    adjusted claim paid its old amount). Taken before the claim's own row lock, the order
+    bulk moves use too (incident, then claims), so the two never deadlock.
+    """
+    incident_id = select(Claim.incident_id).where(Claim.id == claim_id).scalar_subquery()
+    session.execute(select(Incident.id).where(Incident.id == incident_id).with_for_update(read=True))
+
+
 def _checked(session: Session, claim: Claim, row_version: int | None) -> None:
     """Refuse to act on a claim that changed since the actor looked at it."""
     if row_version is not None and claim.row_version != row_version:
@@ -420,6 +434,7 @@ _PAST = {
 def accept_claim(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
     check_actor_may(actor.role, ClaimAction.ACCEPT)
     with _stale_is_conflict(claim_id), transaction(session):
+        _hold_off_allocation(session, claim_id)
         claim = own_claim(session, actor, claim_id)
         _checked(session, claim, row_version)
         status = next_status(claim.status, ClaimAction.ACCEPT)
@@ -434,6 +449,7 @@ def accept_claim(session: Session, actor: Actor, claim_id: int, row_version: int
 def withdraw_claim(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
     check_actor_may(actor.role, ClaimAction.WITHDRAW)
     with _stale_is_conflict(claim_id), transaction(session):
+        _hold_off_allocation(session, claim_id)
         claim = own_claim(session, actor, claim_id)
         _checked(session, claim, row_version)
         status = next_status(claim.status, ClaimAction.WITHDRAW)
@@ -473,6 +489,7 @@ def dispute_claim(session: Session, actor: Actor, claim_id: int, row_version: in
     check_actor_may(actor.role, ClaimAction.DISPUTE)
     reason = _reason(reason)
     with _stale_is_conflict(claim_id), transaction(session):
+        _hold_off_allocation(session, claim_id)
         claim = own_claim(session, actor, claim_id)
         _checked(session, claim, row_version)
         status = next_status(claim.status, ClaimAction.DISPUTE)
@@ -495,6 +512,7 @@ def dispute_claim(session: Session, actor: Actor, claim_id: int, row_version: in
 def _staff_move(session: Session, actor: Actor, claim_id: int, row_version: int, action: ClaimAction) -> Claim:
     require_role(actor, CLAIM_REVIEWERS, f"{action.value.replace('_', ' ')} claims")
     check_actor_may(actor.role, action)
+    _hold_off_allocation(session, claim_id)
     claim = _load(session, claim_id, lock=True)
     _checked(session, claim, row_version)
     check_action(claim.status, action)

@@ -993,3 +993,132 @@ def test_the_row_version_alone_stops_the_second_writer(pg_engine, monkeypatch, s
         assert moves.count("claim.approved") == 2
     else:
         assert claim.status == "open" and active == [] and moves[-1] == "claim.adjusted"
+
+
+def _blocked_on_a_lock(factory, thread: threading.Thread) -> bool:  # type: ignore[no-untyped-def]
+    """Wait until some session of this database waits for a lock (True), or ``thread`` ends
+    without any having waited (False): a condition, not a guess at how long things take."""
+    from sqlalchemy import text
+
+    with factory() as session:
+        while thread.is_alive():
+            if session.scalar(text("SELECT count(*) FROM pg_stat_activity"
+                                   " WHERE datname = current_database() AND wait_event_type = 'Lock'")):
+                return True
+            session.rollback()
+            time.sleep(0.005)
+    return False
+
+
+def _allocation_desk(pg_engine):  # type: ignore[no-untyped-def]
+    from payouts.services import funding
+
+    factory = make_session_factory(pg_engine)
+    with factory() as session:
+        desk = Desk(session)
+        desk.accept("C4")
+        desk.approve(desk.staff1, "C4")  # approved: 250,000 yen
+        desk.accept("C3")  # accepted, not yet approved
+        funding.record_reserve_movement(session, STAFF, kind="deposit", amount_jpy=10_000_000, memo="cash")
+        seen = {ref: desk.rv(ref) for ref in ("C3", "C4")}
+    return factory, desk, seen
+
+
+def _run_lines(factory, run_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from payouts.db.models import AllocationLine
+
+    with factory() as session:
+        return dict(session.execute(
+            select(Customer.external_ref, AllocationLine.payout_jpy)
+            .join(Customer, Customer.id == AllocationLine.customer_id).where(AllocationLine.run_id == run_id)).all())
+
+
+@pytest.mark.postgres
+def test_an_allocation_committed_while_claims_move_waits_and_pays_what_they_left(pg_engine, monkeypatch):  # type: ignore[no-untyped-def]
+    factory, desk, seen = _allocation_desk(pg_engine)
+    checked, go = claims._checked, threading.Event()
+    both_checked = threading.Barrier(3, timeout=30)
+
+    def checked_then_hold(session, claim, row_version):  # type: ignore[no-untyped-def]
+        checked(session, claim, row_version)  # "no allocation yet": passed
+        both_checked.wait()
+        go.wait(30)
+
+    monkeypatch.setattr(claims, "_checked", checked_then_hold)
+    failures: list[Exception] = []
+
+    def in_thread(move):  # type: ignore[no-untyped-def]
+        def body() -> None:
+            try:
+                with factory() as session:
+                    move(session)
+            except Exception as exc:  # a thread's exception would otherwise only be a warning
+                failures.append(exc)
+        return threading.Thread(target=body)
+
+    moves = [
+        in_thread(lambda s: claims.approve_claim(s, desk.approver1, desk.ids["C3"], seen["C3"], POLICY)),
+        in_thread(lambda s: claims.adjust_claim(s, desk.staff2, desk.ids["C4"], seen["C4"],
+                                                amounts={"JPY": "100000"}, reason="fee")),
+    ]
+    for thread in moves:
+        thread.start()
+    both_checked.wait()
+    runs: list[int] = []
+    commit = in_thread(lambda s: runs.append(allocation.commit_allocation(s, STAFF, REF).id))
+    commit.start()
+    try:
+        assert _blocked_on_a_lock(factory, commit), "the commit did not wait for the moves under way"
+    finally:
+        go.set()
+    for thread in [*moves, commit]:
+        thread.join(30)
+    assert failures == []
+    with factory() as session:
+        c3, c4 = session.get(Claim, desk.ids["C3"]), session.get(Claim, desk.ids["C4"])
+        assert (c3.status, c4.status, c4.version, c4.total_jpy) == ("approved", "open", 2, 100_000)
+    # The run pays the approval made meanwhile, and not the claim adjusted back to open.
+    assert _run_lines(factory, runs[0]) == {"C3": 1_000_000}
+
+
+@pytest.mark.postgres
+def test_a_claim_move_during_an_allocation_commit_waits_and_is_refused(pg_engine, monkeypatch):  # type: ignore[no-untyped-def]
+    from payouts.services import funding
+
+    factory, desk, seen = _allocation_desk(pg_engine)
+    lock_reserve, locked, go = funding.lock_reserve, threading.Event(), threading.Event()
+
+    def lock_then_hold(session):  # type: ignore[no-untyped-def]
+        lock_reserve(session)  # the commit holds the incident from here
+        locked.set()
+        go.wait(30)
+
+    monkeypatch.setattr(funding, "lock_reserve", lock_then_hold)
+    runs: list[int] = []
+    outcome: list[Exception] = []
+
+    def commit() -> None:
+        with factory() as session:
+            runs.append(allocation.commit_allocation(session, STAFF, REF).id)
+
+    def approve() -> None:
+        with factory() as session:
+            try:
+                claims.approve_claim(session, desk.approver1, desk.ids["C3"], seen["C3"], POLICY)
+            except ConflictError as exc:
+                outcome.append(exc)
+
+    committer, approver = threading.Thread(target=commit), threading.Thread(target=approve)
+    committer.start()
+    assert locked.wait(30)
+    approver.start()
+    try:
+        assert _blocked_on_a_lock(factory, approver), "the approval did not wait for the commit"
+    finally:
+        go.set()
+    committer.join(30)
+    approver.join(30)
+    assert len(outcome) == 1 and "has a committed allocation" in str(outcome[0])
+    with factory() as session:
+        assert session.get(Claim, desk.ids["C3"]).status == "accepted"
+    assert _run_lines(factory, runs[0]) == {"C4": 250_000}
