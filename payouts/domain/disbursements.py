@@ -56,6 +56,17 @@ MAX_ATTEMPTS = 8
 BASE_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 3600
 
+#: The reason recorded when the rail did not answer: the bank may have booked the payment or
+#: not. Only the same key can settle that (the rail answers a key it has with its payment), so
+#: a payment whose last attempt ended this way is never given a new key or a new account.
+OUTCOME_UNKNOWN = "timeout"
+
+
+def outcome_unknown(failure_reason: str | None) -> bool:
+    """Whether the last attempt left open whether the bank has the payment."""
+    return failure_reason == OUTCOME_UNKNOWN
+
+
 #: Reason codes for a payment the bank refused for good (a retry would fail the same way).
 PERMANENT_REASONS: dict[str, str] = {
     "no_account": "No such account at the receiving bank",

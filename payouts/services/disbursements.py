@@ -45,11 +45,13 @@ from payouts.domain.bank_accounts import BankAccount
 from payouts.domain.claims import ClaimStatus
 from payouts.domain.disbursements import (
     OPEN_STATUSES,
+    OUTCOME_UNKNOWN,
     PERMANENT_REASONS,
     WORKABLE_STATUSES,
     DisbursementStatus,
     after_failure,
     check_transition,
+    outcome_unknown,
     payment_key,
     retry_delay_seconds,
 )
@@ -323,7 +325,8 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
         reserve_paid = 0
         paid_customers: list[tuple[int, int, int]] = []
         if results is None:
-            results = [RailResult(r.idempotency_key, Outcome.TRANSIENT, None, "timeout") for r in current.values()]
+            results = [RailResult(r.idempotency_key, Outcome.TRANSIENT, None, OUTCOME_UNKNOWN)
+                       for r in current.values()]
         for result in results:
             row = by_key.get(result.idempotency_key)
             if row is None:
@@ -450,9 +453,12 @@ def _mark_claims_paid(session: Session, actor: Actor, claim_ids: list[int]) -> N
 
 
 def _notify_failures(session: Session, failed: list[dict[str, object]], rows: dict, now: dt.datetime) -> None:
+    """Tell the customer; a payment whose outcome is unknown is "delayed", not "failed": told
+    it failed, a customer would change account, which cannot help and only adds a step."""
     if failed:
         session.execute(Notice.__table__.insert(), [
-            {"customer_id": rows[c["b_id"]].customer_id, "claim_id": None, "kind": "payment.failed",
+            {"customer_id": rows[c["b_id"]].customer_id, "claim_id": None,
+             "kind": "payment.delayed" if outcome_unknown(str(c["b_reason"])) else "payment.failed",
              "params": json.dumps({"reason": c["b_reason"]}), "created_at": now} for c in failed])
 
 
@@ -506,7 +512,12 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
                   dispatch: Dispatch | None = None) -> Disbursement:
     """Send a payment that needs attention again, to the customer's approved account. A bank
     rejection is final for that account: it is retried only once the account has changed
-    (a destination change needs two people), never into the account that refused it."""
+    (a destination change needs two people), never into the account that refused it.
+
+    A payment whose last attempt timed out may already be booked at the bank under its key, so
+    it goes again with the same key to the same account, whatever account is approved now: the
+    rail answers a key it has with its payment, and a new key would pay twice. Only once that
+    key has a definite failure does the payment move to a new account."""
     require_role(actor, STAFF_WRITERS, "retry payments")
     with transaction(session):
         row = session.scalar(select(Disbursement).where(Disbursement.id == disbursement_id).with_for_update())
@@ -514,18 +525,23 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
             raise NotFoundError(f"no payment #{disbursement_id}")
         if row.status != S.NEEDS_ATTENTION.value:
             raise TransitionError(f"payment #{row.id} is {row.status}; only a payment that needs attention is retried")
-        destination = session.scalar(select(PayoutDestination).where(
-            PayoutDestination.customer_id == row.customer_id, PayoutDestination.status == "approved"))
-        if destination is None:
-            raise ConflictError("the customer has no approved payout account: enter one and have it approved first")
-        if destination.id == row.destination_id and _was_rejected(row):
-            raise ConflictError("the bank rejected this account; fix the payout account (two people approve"
-                                " the change) before retrying")
+        if outcome_unknown(row.failure_reason):
+            destination_id = row.destination_id  # and the same key: see above
+        else:
+            destination = session.scalar(select(PayoutDestination).where(
+                PayoutDestination.customer_id == row.customer_id, PayoutDestination.status == "approved"))
+            if destination is None:
+                raise ConflictError("the customer has no approved payout account: enter one and have it approved"
+                                    " first")
+            if destination.id == row.destination_id and _was_rejected(row):
+                raise ConflictError("the bank rejected this account; fix the payout account (two people approve"
+                                    " the change) before retrying")
+            destination_id = destination.id
         before = (row.status, row.destination_id)
         check_transition(row.status, S.PENDING)
         row.status = S.PENDING.value
-        row.destination_id = destination.id
-        row.idempotency_key = payment_key(row.run_id, row.customer_id, row.source_id, destination.id)
+        row.destination_id = destination_id
+        row.idempotency_key = payment_key(row.run_id, row.customer_id, row.source_id, destination_id)
         row.batch_id = None
         # A new payment: it leaves in the next Zengin transfer file, not in the one that failed.
         row.zengin_file_id = None
@@ -534,8 +550,8 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
         row.updated_at = utcnow()
         session.flush()
         record_event(session, actor, "disbursement.retried", "disbursement", row.id,
-                     f"{actor.label} sent payment #{row.id} again to destination #{destination.id}",
-                     {"status": [before[0], S.PENDING.value], "destination_id": [before[1], destination.id]})
+                     f"{actor.label} sent payment #{row.id} again to destination #{destination_id}",
+                     {"status": [before[0], S.PENDING.value], "destination_id": [before[1], destination_id]})
         batches = plan_batches(session, row.incident_id, batch_size)
         session.refresh(row, ["batch_id"])  # plan_batches set it in the database only
     dispatch_batches(session, dispatch, batches)

@@ -22,7 +22,8 @@ from payouts.services.access import require_role
 #: The kinds the portal knows how to word (payouts/web/portal/notices.py).
 KINDS = frozenset({
     "claim.adjusted", "claim.approved", "claim.rejected", "claim.information_requested",
-    "claim.paid", "destination.approved", "destination.rejected", "payment.sent", "payment.failed",
+    "claim.paid", "destination.approved", "destination.rejected", "payment.sent", "payment.delayed",
+    "payment.failed",
 })
 
 

@@ -516,6 +516,61 @@ def test_a_timeout_after_the_bank_accepted_is_not_paid_twice(session, engine):  
     assert_chain_verifies(session)
 
 
+def test_a_payment_whose_outcome_is_unknown_goes_again_with_its_key_even_after_an_account_change(session, engine):  # type: ignore[no-untyped-def]
+    setup_case(session)
+    give_accounts(session)
+    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=10)
+    lost_answers = SandboxRail(engine, timeout_after_accept_rate=Fraction(1))  # booked, never confirmed
+    for _ in range(MAX_ATTEMPTS):
+        pay_batches(session, lost_answers)
+        make_due(session)
+    row = by_ref(session)["C001"]
+    assert (row.status, row.failure_reason) == ("needs_attention", "timeout")
+    assert bank_total(session, engine) == RESERVE_USED  # the bank has in fact paid everyone
+    # The customer is told the payment is delayed, not that it failed (which invites a new account).
+    kinds = session.scalars(select(Notice.kind).where(Notice.customer_id == row.customer_id)).all()
+    assert "payment.delayed" in kinds and "payment.failed" not in kinds
+    # The customer changes account anyway, and two people approve it; staff send the payment again.
+    staff, approver = staff_users(session)
+    proposed = submit(session, customer_actor(session, "C001"), "C001")
+    destinations.approve_destination(session, staff, proposed.id, proposed.row_version)
+    session.refresh(proposed)
+    destinations.approve_destination(session, approver, proposed.id, proposed.row_version)
+    key, destination_id = row.idempotency_key, row.destination_id
+    again = disbursements.retry_payment(session, STAFF, row.id, batch_size=10)
+    # Same key, same account: the bank answers with the payment it booked, and pays nothing more.
+    assert (again.idempotency_key, again.destination_id) == (key, destination_id)
+    disbursements.process_batch(session, JOB_ACTOR, SandboxRail(engine), again.batch_id)
+    settled = rows(session, Disbursement.id == row.id)[0]
+    assert settled.status == "paid"
+    assert settled.rail_reference == bank_transfer(session, engine, key)["bank_reference"]
+    assert bank_total(session, engine) == RESERVE_USED
+    assert_chain_verifies(session)
+
+
+def test_a_payment_that_definitely_failed_moves_to_the_new_account(session, engine):  # type: ignore[no-untyped-def]
+    setup_case(session)
+    give_accounts(session)
+    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=10)
+    down = SandboxRail(engine, transient_failure_rate=Fraction(1))  # refused each time: nothing booked
+    for _ in range(MAX_ATTEMPTS):
+        pay_batches(session, down)
+        make_due(session)
+    row = by_ref(session)["C001"]
+    assert row.status == "needs_attention" and row.failure_reason not in ("", "timeout")
+    staff, approver = staff_users(session)
+    proposed = submit(session, customer_actor(session, "C001"), "C001")
+    destinations.approve_destination(session, staff, proposed.id, proposed.row_version)
+    session.refresh(proposed)
+    destinations.approve_destination(session, approver, proposed.id, proposed.row_version)
+    old_key = row.idempotency_key
+    again = disbursements.retry_payment(session, STAFF, row.id, batch_size=10)
+    assert again.destination_id == proposed.id and again.idempotency_key != old_key
+    disbursements.process_batch(session, JOB_ACTOR, SandboxRail(engine), again.batch_id)
+    assert rows(session, Disbursement.id == row.id)[0].status == "paid"
+    assert bank_count(session, engine) == 1
+
+
 def test_a_worker_that_died_mid_call_is_resent_with_the_same_key(session, engine):  # type: ignore[no-untyped-def]
     setup_case(session)
     give_accounts(session)

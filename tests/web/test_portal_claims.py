@@ -336,6 +336,19 @@ def test_notices_are_worded_newest_first_and_marked_read(customer, opened, sessi
     assert "What staff asked you" in claim_page.text and "Which wallet did you use?" in claim_page.text
 
 
+def test_a_payment_whose_outcome_is_unknown_is_worded_as_delayed_not_failed(customer, opened, session):  # type: ignore[no-untyped-def]
+    from payouts.db.session import transaction
+
+    c1 = read(session, select(Customer.id).where(Customer.external_ref == "C1"))
+    with transaction(session):
+        notices.notify(session, c1, None, "payment.delayed", {"reason": "timeout"})
+    page = customer.get("/portal/notices").text
+    assert "delayed while we confirm it with the bank" in page and "it will not be paid twice" in page
+    assert "failed" not in page
+    customer.get("/lang/ja")
+    assert "二重に支払われることはありません" in customer.get("/portal/notices").text
+
+
 def test_notices_of_one_customer_stay_with_them(client_for, opened, session):  # type: ignore[no-untyped-def]
     claims.request_information(session, STAFF, opened["C1"], 1, "Which wallet did you use?")
     other = english(client_for("other")).get("/portal/notices")

@@ -62,6 +62,9 @@ def describe(notice: Notice, locale: str) -> str:
         if amount:
             return _("A payment of %(amount)s was sent to your payout account.", amount=amount)
         return _("A payment was sent to your payout account.")
+    if kind == "payment.delayed":
+        return _("A payment to your payout account is delayed while we confirm it with the bank. You do not"
+                 " need to do anything: it will not be paid twice.")
     if kind == "payment.failed":
         return _("A payment to your payout account failed. Check your payout account; staff will contact you"
                  " inside the portal.")

@@ -146,4 +146,5 @@ def timeline(claim: Claim, *, disputes: Iterable[ClaimDispute], versions: Iterab
 
 
 #: Notices that say something the claim's own fields do not.
-TIMELINE_NOTICE_KINDS = frozenset({"claim.information_requested", "payment.sent", "payment.failed"})
+TIMELINE_NOTICE_KINDS = frozenset({"claim.information_requested", "payment.sent", "payment.delayed",
+                                   "payment.failed"})
