@@ -483,10 +483,20 @@ def sweep(session: Session, actor: Actor, dispatch: Dispatch | None, *, batch_si
           stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> SweepReport:
     """Re-enqueue what the database says is due: unbatched pending payments (newly released),
     batches not enqueued lately that still have pending payments (a lost job, a flushed
-    Redis), retries whose time has come, and payments left "submitting" by a dead worker."""
+    Redis), retries whose time has come, and payments left "submitting" by a dead worker.
+
+    First it releases held payments of customers whose account is approved. The approval
+    releases them itself, but one that committed while an allocation was still writing its
+    payments could not see them, and nothing else would ever release them."""
     report = SweepReport()
     now = utcnow()
     with transaction(session):
+        stranded = session.scalars(select(PayoutDestination).where(
+            PayoutDestination.status == "approved",
+            PayoutDestination.customer_id.in_(
+                select(Disbursement.customer_id).where(Disbursement.status == S.HELD.value))))
+        for destination in list(stranded):
+            destination_approved(session, actor, destination)
         incidents = session.scalars(select(Disbursement.incident_id).where(
             Disbursement.status == S.PENDING.value, Disbursement.batch_id.is_(None)).distinct())
         for incident_id in list(incidents):

@@ -381,6 +381,32 @@ def test_claims_are_paid_once_the_insurers_part_is_paid_too(session, engine, db_
     assert_chain_verifies(session)
 
 
+def test_the_sweeper_releases_payments_held_for_an_account_approved_while_they_were_written(  # type: ignore[no-untyped-def]
+        session, engine, db_url, tmp_path, monkeypatch):
+    """An approval that commits while an allocation is still writing its payments cannot see
+    them, so it releases nothing (here: the release is skipped, as that approval would)."""
+    setup_case(session)
+    give_accounts(session, REFS[:4])
+    dispatch = inline_dispatch(engine, db_url, tmp_path)
+    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    assert by_ref(session)["C005"].status == "held"
+    staff, _approver = staff_users(session)
+    proposed = submit(session, customer_actor(session, "C005"), "C005")
+    with monkeypatch.context() as patch:
+        patch.setattr(disbursements, "destination_approved", lambda *args: 0)
+        destinations.approve_destination(session, staff, proposed.id, proposed.row_version)
+    assert by_ref(session)["C005"].status == "held"
+    report = disbursements.sweep(session, JOB_ACTOR, dispatch, batch_size=2)
+    assert len(report.planned) == 1 and report.dispatched == 1
+    paid = by_ref(session)["C005"]
+    assert (paid.status, paid.destination_id) == ("paid", proposed.id)
+    assert [e.subject_id for e in events(session, "disbursement.released")] == [str(paid.id)]
+    assert bank_total(session, engine) == RESERVE_USED
+    # Nothing is left to release: the next sweep does nothing.
+    assert disbursements.sweep(session, JOB_ACTOR, dispatch, batch_size=2).dispatched == 0
+    assert_chain_verifies(session)
+
+
 def test_a_customer_held_for_one_source_is_not_marked_paid_by_another(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
     setup_case(session)
     give_accounts(session, REFS[:4])
