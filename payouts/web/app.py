@@ -20,8 +20,9 @@ from payouts.config import Config, resource_dir
 from payouts.db.session import make_engine, make_session_factory
 from payouts.domain.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from payouts.domain.money import format_decimal_yen, format_yen
-from payouts.domain.roles import Role
+from payouts.domain.roles import STAFF_WRITERS, Role
 from payouts.services import audit_trail
+from payouts.services.evidence import MAX_FILE_BYTES, MAX_FILES
 from payouts.web import context, translate
 from payouts.web.access import public
 from payouts.web.extensions import babel, csrf, limiter, login_manager
@@ -129,14 +130,22 @@ def _register_regulator_view_log(app: Flask) -> None:
 
 
 SMALL_BODY_BYTES = 2 * 1024 * 1024
-UPLOAD_ENDPOINTS = frozenset({"staff.import_upload", "staff.adequacy_upload", "portal.claim_dispute"})
+#: Where files are uploaded, and the roles whose users may send a large body there.
+UPLOAD_ENDPOINTS = {"staff.import_upload": STAFF_WRITERS, "staff.adequacy_upload": STAFF_WRITERS,
+                    "portal.claim_dispute": frozenset({Role.CUSTOMER})}
+#: A dispute carries at most its evidence files and a short form.
+DISPUTE_BODY_BYTES = MAX_FILES * MAX_FILE_BYTES + SMALL_BODY_BYTES
 
 
 def _body_limits() -> None:
-    """Large bodies only where files are uploaded; NUL characters nowhere (PostgreSQL refuses
-    them in text, and no field of ours has a use for them)."""
-    if request.endpoint in UPLOAD_ENDPOINTS:
-        request.max_content_length = current_app.extensions["payouts"].config.max_upload_bytes
+    """Large bodies only where files are uploaded, and only from a signed-in user who may
+    upload there: the body is spooled to disk as it is parsed, before the view checks anyone,
+    so a larger cap for everybody would let anyone fill the disk. NUL characters nowhere
+    (PostgreSQL refuses them in text, and no field of ours has a use for them)."""
+    roles = UPLOAD_ENDPOINTS.get(request.endpoint or "")
+    if roles is not None and current_user.is_authenticated and Role(current_user.role) in roles:
+        request.max_content_length = (DISPUTE_BODY_BYTES if request.endpoint == "portal.claim_dispute"
+                                      else current_app.extensions["payouts"].config.max_upload_bytes)
     if "\x00" in request.path or any("\x00" in value for value in request.args.values()):
         abort(400)
     if request.method == "POST" and any("\x00" in value for value in request.form.values()):

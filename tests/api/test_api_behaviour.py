@@ -335,3 +335,20 @@ def test_a_nul_character_anywhere_in_a_body_is_refused_naming_the_field(api_app,
 def test_a_nul_character_in_the_path_is_a_clear_refusal(api_app, call):  # type: ignore[no-untyped-def]
     refused = call(Role.STAFF, "GET", "/incidents/INC%00-1")
     assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_request"
+
+
+def test_only_a_key_that_may_import_sends_a_large_loss_file(api_app, call):  # type: ignore[no-untyped-def]
+    """The large cap is for a valid key that may import; anyone else's large body is refused
+    before it is read (and so before it is spooled to disk)."""
+    assert call(Role.STAFF, "POST", "/incidents", json=NEW_INCIDENT).status_code == 201
+    rows = "".join(f"B{i:07d},JPY,{i}\n" for i in range(200_000)).encode()  # ~3 MB: above the small cap
+    big = b"customer_ref,asset,amount\n" + rows
+
+    def upload(role):  # type: ignore[no-untyped-def]
+        return call(role, "POST", "/incidents/INC-API-1/loss-imports", content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(big), "big.csv"), "mode": "job"})
+
+    assert len(big) > 2 * 1024 * 1024
+    for role in ("none", "not-a-key", Role.REGULATOR):
+        assert upload(role).status_code == 413, role
+    assert upload(Role.STAFF).status_code in (200, 201, 202)

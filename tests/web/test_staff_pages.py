@@ -113,6 +113,23 @@ def test_large_bodies_only_where_files_are_uploaded(client_for):  # type: ignore
     assert client.post("/login", data=big).status_code == 413
 
 
+def test_only_users_who_may_upload_there_send_a_large_body(app, client_for):  # type: ignore[no-untyped-def]
+    """A large body is spooled to disk while it is parsed, before any view checks who sent it:
+    the large cap is for a signed-in user of a role that may upload there, no one else."""
+    big = ("customer_ref,asset,amount\n" + "".join(f"B{i:07d},JPY,{i}\n" for i in range(200_000))).encode()
+    assert len(big) > 2 * 1024 * 1024
+    files = {"file": (io.BytesIO(big), "big.csv")}
+    anonymous = app.test_client()
+    for path in ("/staff/incidents/INC-1/imports", "/staff/adequacy/inputs/upload", "/portal/claims/1/dispute"):
+        assert anonymous.post(path, data=dict(files), content_type="multipart/form-data").status_code == 413, path
+        files = {"file": (io.BytesIO(big), "big.csv")}
+    for role in (Role.CUSTOMER, Role.REGULATOR):
+        sent = client_for(role).post("/staff/incidents/INC-1/imports", data={"file": (io.BytesIO(big), "b.csv")},
+                                     content_type="multipart/form-data")
+        assert sent.status_code == 413, role
+    assert _upload(client_for(Role.STAFF), big).status_code == 302
+
+
 def test_nul_characters_are_refused(client_for):  # type: ignore[no-untyped-def]
     client = client_for(Role.STAFF)
     token = csrf_token(client.get("/staff/incidents/INC-1").text)
