@@ -77,6 +77,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     #: The last TOTP time step accepted, so one code cannot be replayed.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: Wrong second-factor codes since the last right one: kept here, not in the browser's
+    #: cookie, which a guesser could replay to start counting again.
+    totp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     customer: Mapped[Customer | None] = relationship(back_populates="user")
 

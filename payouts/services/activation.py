@@ -147,8 +147,17 @@ def disable_totp(session: Session, actor: Actor, code: str) -> None:
         record_event(session, actor, "user.totp_disabled", "user", user.id, f"{user.username} turned off the second factor")
 
 
+#: Wrong codes in a row before every pending second step of the user ends.
+MAX_TOTP_FAILURES = 5
+
+
 def verify_totp(session: Session, user_id: int, code: str) -> bool:
-    """Check a login's second factor; a code is accepted once (no replay within its window)."""
+    """Check a login's second factor; a code is accepted once (no replay within its window).
+
+    Wrong codes are counted on the user's record. The MAX_TOTP_FAILURES-th in a row moves the
+    user's session version on, which ends every login waiting for its second step (and every
+    session): the password must be entered again, whatever cookie the guesser replays.
+    """
     with transaction(session):
         # populate_existing: FOR UPDATE alone does not refresh a copy this session already holds
         # (the login's own request loaded it), and a stale last step would let a code be replayed.
@@ -157,6 +166,14 @@ def verify_totp(session: Session, user_id: int, code: str) -> bool:
             return False
         step = _accepted_step(user.totp_secret, code, user.totp_last_step, utcnow())
         if step is None:
+            user.totp_failures += 1
+            if user.totp_failures >= MAX_TOTP_FAILURES:
+                user.totp_failures = 0
+                user.session_version += 1
+                record_event(session, Actor(user.username, Role(user.role), user.id), "user.totp_locked", "user",
+                             user.id, f"{MAX_TOTP_FAILURES} wrong second-factor codes in a row for {user.username}:"
+                             " the password must be entered again", {"failures": MAX_TOTP_FAILURES})
             return False
         user.totp_last_step = step
+        user.totp_failures = 0
     return True

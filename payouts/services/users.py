@@ -6,7 +6,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event
@@ -97,6 +97,13 @@ def create_user(
             {"username": [None, username], "role": [None, role.value]},
         )
     return user
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """Log a user out everywhere: sessions live in signed cookies that carry the user's session
+    version, so moving it on is what makes a copied cookie worthless after logout."""
+    with transaction(session):
+        session.execute(update(User).where(User.id == user_id).values(session_version=User.session_version + 1))
 
 
 def set_password(session: Session, actor: Actor, username: str, password: str) -> User:

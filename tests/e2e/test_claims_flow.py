@@ -66,7 +66,7 @@ def sign_in(page: Any, username: str, password: str) -> None:
 def sign_out(page: Any) -> None:
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
-    expect(page.locator(".flash.info")).to_have_text("You have been logged out.")
+    expect(page.locator(".flash.info")).to_have_text("You have been logged out on every device.")
 
 
 def claim_lines(page: Any) -> Any:

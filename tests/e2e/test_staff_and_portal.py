@@ -157,7 +157,7 @@ def test_staff_records_an_incident_prices_and_imports_losses(
     # Log out: back to the login page, and the back office asks for a login again.
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
-    expect(page.locator(".flash.info")).to_have_text("You have been logged out.")
+    expect(page.locator(".flash.info")).to_have_text("You have been logged out on every device.")
     page.goto("/staff/incidents")
     expect(page).to_have_url(re.compile(r"/login"))
     expect(page.get_by_role("button", name="Log out")).to_have_count(0)

@@ -164,6 +164,49 @@ def test_totp_login_needs_the_code(app, accounts, client_for):  # type: ignore[n
         assert "planted" not in sess and "totp_pending" not in sess  # a fresh session
 
 
+def test_wrong_codes_are_counted_on_the_server_so_a_replayed_cookie_starts_nothing_again(app, accounts, client_for):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from payouts.db.models import AuditEvent
+
+    client = english(client_for(Role.STAFF))
+    secret = _enable(client)
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/account/security").text)})
+    username, password = accounts[Role.STAFF]
+    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    token = csrf_token(client.get("/login/totp").text)
+    with client.session_transaction() as sess:
+        after_password = dict(sess)  # the cookie a guesser would keep and send again
+    for _ in range(activation.MAX_TOTP_FAILURES - 1):
+        with client.session_transaction() as sess:  # each guess from the same saved cookie
+            sess.clear()
+            sess.update(after_password)
+        assert client.post("/login/totp", data={"csrf_token": token, "code": _wrong(secret)}).status_code == 401
+    last = client.post("/login/totp", data={"csrf_token": token, "code": _wrong(secret)})
+    assert last.status_code == 302 and last.headers["Location"].endswith("/login")
+    assert "Too many wrong codes" in client.get("/login").text
+    # The saved cookie is worth nothing now, even with the right code: the password comes first.
+    with client.session_transaction() as sess:
+        sess.clear()
+        sess.update(after_password)
+    late = client.post("/login/totp", data={"csrf_token": token, "code": _next_code(secret)})
+    assert late.status_code == 302 and late.headers["Location"].endswith("/login")
+    assert client.get("/staff/incidents").status_code == 302
+    with app.extensions["payouts"].session_factory() as session:
+        assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "user.totp_locked"))
+
+
+def test_a_session_cookie_copied_before_logout_is_worthless_after_it(client_for):  # type: ignore[no-untyped-def]
+    client = english(client_for(Role.STAFF))
+    assert client.get("/staff/incidents").status_code == 200
+    with client.session_transaction() as sess:
+        copied = dict(sess)
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/staff/incidents").text)})
+    with client.session_transaction() as sess:
+        sess.update(copied)
+    assert client.get("/staff/incidents").status_code == 302
+
+
 def test_the_pending_second_step_expires(app, accounts, client_for):  # type: ignore[no-untyped-def]
     client = english(client_for(Role.STAFF))
     secret = _enable(client)  # staff may turn it on too

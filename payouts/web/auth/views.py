@@ -103,8 +103,6 @@ def _fresh_session() -> None:
 PENDING_KEY = "totp_pending"
 #: How long a correct password waits for its second factor.
 PENDING_SECONDS = 5 * 60
-#: Wrong codes allowed for one correct password before the password is asked for again.
-MAX_CODE_TRIES = 5
 
 
 class TotpForm(FlaskForm):
@@ -153,12 +151,13 @@ def login_totp():  # type: ignore[no-untyped-def]
             _fresh_session()
             login_user(_load(f"{user.id}:{user.session_version}"))  # type: ignore[arg-type]
             return redirect(url_for("index"))
-        tries = int(pending.get("tries", 0)) + 1
-        if tries >= MAX_CODE_TRIES:
+        # Wrong codes are counted on the server (activation.verify_totp); enough of them move
+        # the user's session version on, which ends this pending step.
+        user = users.load_user(db(), user_id)
+        if user is None or user.session_version != pending.get("session_version"):
             _fresh_session()
             flash(_("Too many wrong codes. Sign in again."), "error")
             return redirect(url_for("auth.login"))
-        session[PENDING_KEY] = {**pending, "tries": tries}
         form.code.errors = [*form.code.errors, _("That code is not right. Codes change every 30 seconds;"
                                                  " type the one shown now.")]
         return render_template("auth/login_totp.html", form=form), 401
@@ -168,9 +167,11 @@ def login_totp():  # type: ignore[no-untyped-def]
 @bp.post("/logout")
 @public
 def logout():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated:
+        users.end_sessions(db(), int(current_user.id))
     logout_user()
     _fresh_session()
-    flash(_("You have been logged out."), "info")
+    flash(_("You have been logged out on every device."), "info")
     return redirect(url_for("auth.login"))
 
 
