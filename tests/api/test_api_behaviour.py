@@ -210,6 +210,17 @@ def test_rate_limit_is_per_key(api_app, call):  # type: ignore[no-untyped-def]
     assert call(Role.ADMIN, "GET", "/incidents").status_code == 200  # another key, another bucket
 
 
+def test_made_up_keys_share_one_limit_per_address(api_app, call):  # type: ignore[no-untyped-def]
+    import secrets
+
+    api_app.config["PAYOUTS_API_RATE_LIMIT"] = "3 per minute"
+    for _ in range(3):
+        assert call(secrets.token_urlsafe(32), "GET", "/incidents").status_code == 401
+    guessed = call(secrets.token_urlsafe(32), "GET", "/incidents")
+    assert guessed.status_code == 429 and guessed.json["error"]["code"] == "rate_limited"
+    assert call(Role.STAFF, "GET", "/incidents").status_code == 200  # a live key keeps its own limit
+
+
 def test_document_and_its_page(api_app):  # type: ignore[no-untyped-def]
     client = api_app.test_client()
     spec = client.get("/api/v1/openapi.json").json

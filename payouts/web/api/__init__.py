@@ -17,7 +17,7 @@ from payouts.services import api_keys, audit_trail
 from payouts.web import context
 from payouts.web.access import public
 from payouts.web.api import auth
-from payouts.web.api.auth import presented_secret
+from payouts.web.api.auth import presented_key
 from payouts.web.api.errors import CODES, ApiError, to_response
 from payouts.web.api.schemas import ErrorSchema
 from payouts.web.extensions import csrf, limiter
@@ -151,8 +151,7 @@ def _upload_limit() -> None:
     """The large cap only for a valid key that may import: the body is spooled to disk while
     it is parsed, which would otherwise happen for anyone, before the key is checked."""
     if request.endpoint == UPLOAD_ENDPOINT:
-        secret = presented_secret()
-        key = None if secret is None else api_keys.authenticate(context.db(), secret)
+        key = presented_key()
         if key is not None and api_keys.actor_for(key, context.request_id()).role in STAFF_WRITERS:
             request.max_content_length = current_app.extensions["payouts"].config.max_upload_bytes
 

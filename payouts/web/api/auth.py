@@ -43,12 +43,20 @@ def presented_secret() -> str | None:
     return secret.strip()
 
 
+def presented_key() -> ApiKey | None:
+    """The live key the request presents, if any: looked up once per request (the rate limit's
+    bucket, the upload cap and authentication all ask)."""
+    if "api_key_lookup" not in g:
+        secret = presented_secret()
+        g.api_key_lookup = None if secret is None else api_keys.authenticate(context.db(), secret)
+    return g.api_key_lookup  # type: ignore[no-any-return]
+
+
 def authenticate() -> None:
     """before_request of the API blueprints: who is calling, or 401."""
-    secret = presented_secret()
-    if secret is None:
+    if presented_secret() is None:
         raise _unauthorized("send an API key: Authorization: Bearer <key>")
-    key = api_keys.authenticate(context.db(), secret)
+    key = presented_key()
     if key is None:
         raise _unauthorized("the API key is not valid (unknown or revoked)")
     g.api_key = key
@@ -88,8 +96,10 @@ def api_roles(roles: Collection[Role]) -> Callable[[F], F]:
 
 
 def rate_limit_key() -> str:
-    """Flask-Limiter's bucket: one per API key (by the key's hash; no DB lookup needed)."""
-    secret = presented_secret()
-    if secret is None:
+    """Flask-Limiter's bucket: one per live API key; requests with no key or one that is not
+    valid share one per address (a bucket per presented secret would give each made-up key a
+    fresh allowance, and guessing would never be slowed)."""
+    key = presented_key()
+    if key is None:
         return "api-anon:" + (request.remote_addr or "?")
-    return "api-key:" + api_keys.hash_secret(secret)[:32]
+    return f"api-key:{key.id}"
