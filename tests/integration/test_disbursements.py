@@ -686,6 +686,26 @@ def test_reconcile_balances_after_a_full_run_and_finds_tampering(session, engine
     assert {s.source_id: s.difference_jpy for s in deleted.sources}["reserve"] == RESERVE_PARTS["C005"]
 
 
+def test_reconcile_compares_payments_with_the_reserve_ledger(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    setup_case(session)
+    give_accounts(session, REFS[:4])
+    dispatch = inline_dispatch(engine, db_url, tmp_path)
+    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    report = disbursements.reconcile(session, REGULATOR, "INC-1")
+    paid = RESERVE_USED - RESERVE_PARTS["C005"]
+    assert (report.reserve_paid_jpy, report.reserve_ledger_paid_jpy, report.ledger_difference_jpy) == (paid, paid, 0)
+    assert report.balanced
+    # The reserve ledger shows a payment no payment record stands behind: every other check
+    # still adds up, the ledger's does not.
+    incident_id = by_ref(session)["C001"].incident_id
+    session.execute(insert(ReserveEntry).values(kind="payment", amount_jpy=1_000, incident_id=incident_id,
+                                                created_by_label="someone", memo="", created_at=utcnow()))
+    session.commit()
+    tampered = disbursements.reconcile(session, REGULATOR, "INC-1")
+    assert tampered.status_difference_jpy == 0 and all(s.difference_jpy == 0 for s in tampered.sources)
+    assert tampered.ledger_difference_jpy == -1_000 and not tampered.balanced
+
+
 def test_every_change_of_a_payment_is_in_the_audit_trail(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
     setup_case(session)
     give_accounts(session, REFS[:4])

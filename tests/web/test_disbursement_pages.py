@@ -110,12 +110,15 @@ def test_commit_through_the_form_pays_everyone_and_reconciles(app, client_for): 
     assert recon.status_code == 200
     assert "<h2>Reconciled to the yen</h2>" in recon.text and "Difference found" not in recon.text
     assert "Difference:" not in recon.text
+    ledger = recon.text[recon.text.index('id="reserve-ledger"'):]
+    assert "Payments in the reserve ledger" in ledger and ledger.count("JPY 17,500,000") == 2
 
     exported = client.get(f"{INCIDENT}/reconciliation.csv")
     assert exported.mimetype == "text/csv" and "attachment" in exported.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(exported.text)))
     assert ["source", "reserve", "", "17500000", "0", "17500000", "", "0"] in rows
     assert ["status", "paid", "2", "", "", "", "17500000", ""] in rows
+    assert ["reserve_ledger", "ledger_difference_jpy", "", "", "", "", "", "0"] in rows
     assert rows[-1][:2] == ["result", "balanced"]
 
 

@@ -305,6 +305,9 @@ def reconciliation_csv(ref: str):  # type: ignore[no-untyped-def]
     for key in ("instructed_jpy", "paid_jpy", "pending_jpy", "failed_jpy", "cancelled_jpy"):
         writer.writerow(["total", key, "", "", "", "", getattr(r, key), ""])
     writer.writerow(["total", "status_difference_jpy", "", "", "", "", "", r.status_difference_jpy])
+    for key in ("reserve_paid_jpy", "reserve_ledger_paid_jpy"):
+        writer.writerow(["reserve_ledger", key, "", "", "", "", getattr(r, key), ""])
+    writer.writerow(["reserve_ledger", "ledger_difference_jpy", "", "", "", "", "", r.ledger_difference_jpy])
     writer.writerow(["result", "balanced" if r.balanced else "difference_found", "", "", "", "", "", ""])
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename=reconciliation-{secure_filename(r.incident.ref) or r.incident.id}.csv",
