@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false as sa_false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -857,6 +858,10 @@ class Disbursement(Base):
     rail: Mapped[str | None] = mapped_column(String(20))
     rail_reference: Mapped[str | None] = mapped_column(String(80))
     failure_reason: Mapped[str] = mapped_column(String(300), default="")
+    #: An attempt with this key went unanswered (a timeout), and no answer for the key has come
+    #: since: the bank may hold the payment, so the key must never be replaced. Only a paid,
+    #: rejected or submitted answer clears it; a "try again later" says nothing of the key.
+    key_unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     zengin_file_id: Mapped[int | None] = mapped_column(ForeignKey("zengin_files.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import ARRAY, BigInteger, and_, any_, bindparam, func, literal, or_, select, text, update
+from sqlalchemy import ARRAY, BigInteger, Boolean, and_, any_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event, record_events
@@ -316,7 +316,8 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
         # Only rows still "submitting" are ours to settle: a duplicate job may have settled some.
         current = {r.id: r for r in session.execute(
             select(Disbursement.id, Disbursement.attempts, Disbursement.idempotency_key, Disbursement.amount_jpy,
-                   Disbursement.source_id, Disbursement.customer_id, Disbursement.incident_id)
+                   Disbursement.source_id, Disbursement.customer_id, Disbursement.incident_id,
+                   Disbursement.key_unanswered)
             .where(_among(session, Disbursement.id, ids), Disbursement.status == S.SUBMITTING.value)
             .with_for_update()).all()}
         by_key = {r.idempotency_key: r for r in current.values()}
@@ -324,6 +325,7 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
         events = []
         reserve_paid = 0
         paid_customers: list[tuple[int, int, int]] = []
+        unanswered = results is None
         if results is None:
             results = [RailResult(r.idempotency_key, Outcome.TRANSIENT, None, OUTCOME_UNKNOWN)
                        for r in current.values()]
@@ -332,7 +334,11 @@ def _record_results(session: Session, actor: Actor, batch_id: int, ids: list[int
             if row is None:
                 continue
             change: dict[str, object] = {"b_id": row.id, "b_status": None, "b_reference": result.reference,
-                                         "b_reason": "", "b_next": None, "b_paid_at": None}
+                                         "b_reason": "", "b_next": None, "b_paid_at": None,
+                                         # True: the bank may hold the key; False: an answer for
+                                         # the key came; None: a "try again" said nothing of it.
+                                         "b_unanswered": True if unanswered else (
+                                             None if result.outcome is Outcome.TRANSIENT else False)}
             if result.outcome is Outcome.PAID:
                 change.update(b_status=S.PAID.value, b_paid_at=now)
                 outcome.paid += 1
@@ -384,22 +390,26 @@ def _apply_changes(session: Session, changes: list[dict[str, object]], now: dt.d
         # with every row.
         session.execute(text(
             "UPDATE disbursements AS d SET status = v.status, rail_reference = v.reference,"
-            " failure_reason = v.reason, next_attempt_at = v.next_at, paid_at = v.paid_at, updated_at = :now"
+            " failure_reason = v.reason, next_attempt_at = v.next_at, paid_at = v.paid_at, updated_at = :now,"
+            " key_unanswered = coalesce(v.unanswered, d.key_unanswered)"
             " FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS varchar[]), CAST(:refs AS varchar[]),"
-            " CAST(:reasons AS varchar[]), CAST(:nexts AS timestamptz[]), CAST(:paid AS timestamptz[]))"
-            " AS v(id, status, reference, reason, next_at, paid_at)"
+            " CAST(:reasons AS varchar[]), CAST(:nexts AS timestamptz[]), CAST(:paid AS timestamptz[]),"
+            " CAST(:unanswered AS boolean[]))"
+            " AS v(id, status, reference, reason, next_at, paid_at, unanswered)"
             " WHERE d.id = v.id"),
             {"now": now, "ids": [c["b_id"] for c in changes],
              "statuses": [c["b_status"] for c in changes], "refs": [c["b_reference"] for c in changes],
              "reasons": [c["b_reason"] for c in changes], "nexts": [c["b_next"] for c in changes],
-             "paid": [c["b_paid_at"] for c in changes]})
+             "paid": [c["b_paid_at"] for c in changes], "unanswered": [c["b_unanswered"] for c in changes]})
         return
     table = Disbursement.__table__
     session.execute(
         table.update().where(table.c.id == bindparam("b_id")).where(table.c.status == S.SUBMITTING.value)
         .values(status=bindparam("b_status"), rail_reference=bindparam("b_reference"),
                 failure_reason=bindparam("b_reason"), next_attempt_at=bindparam("b_next"),
-                paid_at=bindparam("b_paid_at"), updated_at=now), changes)
+                paid_at=bindparam("b_paid_at"), updated_at=now,
+                key_unanswered=func.coalesce(bindparam("b_unanswered", type_=Boolean), table.c.key_unanswered)),
+        changes)
 
 
 _PAST = {S.PAID.value: "paid", S.SUBMITTED.value: "submitted", S.RETRYING.value: "retry_scheduled",
@@ -455,10 +465,14 @@ def _mark_claims_paid(session: Session, actor: Actor, claim_ids: list[int]) -> N
 def _notify_failures(session: Session, failed: list[dict[str, object]], rows: dict, now: dt.datetime) -> None:
     """Tell the customer; a payment whose outcome is unknown is "delayed", not "failed": told
     it failed, a customer would change account, which cannot help and only adds a step."""
+    def unknown(change: dict[str, object]) -> bool:
+        flag = change["b_unanswered"]
+        return bool(rows[change["b_id"]].key_unanswered if flag is None else flag)
+
     if failed:
         session.execute(Notice.__table__.insert(), [
             {"customer_id": rows[c["b_id"]].customer_id, "claim_id": None,
-             "kind": "payment.delayed" if outcome_unknown(str(c["b_reason"])) else "payment.failed",
+             "kind": "payment.delayed" if unknown(c) else "payment.failed",
              "params": json.dumps({"reason": c["b_reason"]}), "created_at": now} for c in failed])
 
 
@@ -526,8 +540,9 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
 
     A payment whose last attempt timed out may already be booked at the bank under its key, so
     it goes again with the same key to the same account, whatever account is approved now: the
-    rail answers a key it has with its payment, and a new key would pay twice. Only once that
-    key has a definite failure does the payment move to a new account."""
+    rail answers a key it has with its payment, and a new key would pay twice. That holds until
+    an answer for the key itself arrives (Disbursement.key_unanswered), however many "try again
+    later" answers came in between; only then does the payment move to a new account."""
     require_role(actor, STAFF_WRITERS, "retry payments")
     with transaction(session):
         row = session.scalar(select(Disbursement).where(Disbursement.id == disbursement_id).with_for_update())
@@ -535,7 +550,7 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
             raise NotFoundError(f"no payment #{disbursement_id}")
         if row.status != S.NEEDS_ATTENTION.value:
             raise TransitionError(f"payment #{row.id} is {row.status}; only a payment that needs attention is retried")
-        if outcome_unknown(row.failure_reason):
+        if row.key_unanswered or outcome_unknown(row.failure_reason):
             destination_id = row.destination_id  # and the same key: see above
         else:
             destination = session.scalar(select(PayoutDestination).where(
