@@ -1020,6 +1020,9 @@ class ImportJob(Base):
     problems: Mapped[str] = mapped_column(Text, default="[]")
     created_by_label: Mapped[str] = mapped_column(String(200))
     created_by_role: Mapped[str] = mapped_column(String(20))
+    #: The login that queued it (none for an API key or the command line): the import is theirs,
+    #: so four eyes keeps them from approving the claims computed from it.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -553,14 +553,23 @@ def _record_approval(session: Session, actor: Actor, claim_ids: list[int], versi
                  "role": actor.role.value, "created_at": now} for i in fresh])
 
 
+def made_ledger_figures(session: Session, user_id: int | None, incident_id: int) -> bool:
+    """Whether this login imported the incident's losses or set its reference prices: the
+    figures a claim's first version is computed from (imports by API key or the command line
+    belong to no login, and neither can approve)."""
+    if user_id is None:
+        return False
+    makers = select(LossImport.imported_by_id).where(LossImport.incident_id == incident_id).union(
+        select(ReferencePrice.set_by_id).where(ReferencePrice.incident_id == incident_id))
+    return user_id in set(session.scalars(makers))
+
+
 def _ensure_not_a_maker_of_the_ledger_figures(session: Session, user_id: int, incident_id: int) -> None:
     """Four eyes for a claim's first version, which nobody adjusted: its figures were made by
     whoever imported the incident's losses or set its reference prices, so they may not approve
     claims as computed from them (an inflated ledger row plus its importer's approval would
     otherwise pay out on one person's word)."""
-    makers = select(LossImport.imported_by_id).where(LossImport.incident_id == incident_id).union(
-        select(ReferencePrice.set_by_id).where(ReferencePrice.incident_id == incident_id))
-    if user_id in set(session.scalars(makers)):
+    if made_ledger_figures(session, user_id, incident_id):
         raise PermissionDenied("you imported this incident's losses or set its reference prices, so someone"
                                " else must approve its claims as computed from them")
 

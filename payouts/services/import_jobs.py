@@ -51,7 +51,8 @@ def queue_import(session: Session, actor: Actor, incident_ref: str, stream: Bina
         with transaction(session):
             job = ImportJob(incident_id=incident.id, filename=(filename or "upload.csv")[-255:],
                             stored_name=stored_name, byte_size=target.stat().st_size, status="queued",
-                            created_by_label=actor.label, created_by_role=actor.role.value, created_at=utcnow())
+                            created_by_label=actor.label, created_by_role=actor.role.value,
+                            created_by_id=actor.user_id, created_at=utcnow())
             session.add(job)
             session.flush()
             record_event(session, actor, "loss_import.queued", "import_job", job.id,
@@ -73,7 +74,7 @@ def run_import(session: Session, job_id: int, upload_dir: str | os.PathLike[str]
         job.started_at = utcnow()
         incident_ref = session.scalar(select(Incident.ref).where(Incident.id == job.incident_id))
     # The import is made by whoever queued it; the trail says it ran as a job.
-    actor = Actor(f"{job.created_by_label} (import job #{job.id})", Role(job.created_by_role))
+    actor = Actor(f"{job.created_by_label} (import job #{job.id})", Role(job.created_by_role), job.created_by_id)
     path = Path(upload_dir) / job.stored_name
     with open(path, "rb") as stream:
         report = import_losses(session, actor, incident_ref, stream, job.filename)

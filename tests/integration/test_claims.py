@@ -491,6 +491,32 @@ def test_whoever_made_the_ledger_figures_may_not_approve_the_claims_computed_fro
     assert desk.approve(importer, "C4").status == "approved"
 
 
+def test_whoever_queued_an_import_job_may_not_approve_the_claims_computed_from_it(session, tmp_path):  # type: ignore[no-untyped-def]
+    from payouts.services import import_jobs
+
+    importer = make_user(session, "importer", Role.STAFF)
+    approver = make_user(session, "approver", Role.APPROVER)
+    incidents.record_incident(session, STAFF, ref=REF, title="Hot wallet", incident_type="hack",
+                              occurred_at=T, discovered_at=T)
+    for asset, price in PRICES.items():
+        incidents.set_reference_price(session, STAFF, incident_ref=REF, asset_code=asset, price=price, source="close")
+    job = import_jobs.queue_import(session, importer, REF, io.BytesIO(LEDGER.encode()), "big.csv", tmp_path)
+    assert import_jobs.run_import(session, job.id, tmp_path).outcome == "imported"
+    claims.open_claims(session, STAFF, REF)
+    claim_id = session.scalar(select(Claim.id).join(Customer, Customer.id == Claim.customer_id)
+                              .where(Customer.external_ref == "C2"))
+    customer = session.scalar(select(User).join(Customer, Customer.id == User.customer_id)
+                              .where(Customer.external_ref == "C2"))
+    accepted = claims.accept_claim(session, Actor(customer.username, Role.CUSTOMER, customer.id), claim_id, 1)
+    with pytest.raises(PermissionDenied, match="imported this incident's losses"):
+        claims.approve_claim(session, importer, claim_id, accepted.row_version, POLICY)
+    session.rollback()
+    with pytest.raises(PermissionDenied, match="imported this incident's losses"):
+        claims.bulk_approve(session, importer, REF, POLICY)
+    session.rollback()
+    assert claims.approve_claim(session, approver, claim_id, accepted.row_version, POLICY).status == "approved"
+
+
 def test_only_accepted_claims_are_approved_and_only_by_reviewers(desk):  # type: ignore[no-untyped-def]
     with Refused(desk, "C2", TransitionError, "cannot approve a claim that is open"):
         desk.approve(desk.staff1, "C2")

@@ -335,6 +335,26 @@ def test_bulk_approve_approves_only_accepted_unadjusted_undisputed_claims_at_or_
     assert desk.claim("C1").status == "approved" and desk.claim("C2").status == "accepted"
 
 
+def test_who_set_the_incidents_prices_is_told_why_they_cannot_approve_and_offered_no_bulk_approval(desk, client_for):  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from payouts.db.models import ReferencePrice
+
+    desk.accept("C1")
+    desk.session.execute(update(ReferencePrice).values(set_by_id=desk.actors[Role.APPROVER].user_id))
+    desk.session.commit()
+    client = client_for(Role.APPROVER)
+    client.get("/lang/en")
+    page = client.get(f"/staff/claims/{desk.ids['C1']}").text
+    assert "or set its reference prices, so someone else must approve" in page
+    assert 'action="/staff/incidents/INC-1/claims/bulk-approve"' not in client.get("/staff/claims").text
+    # Someone else still may.
+    other = client_for(Role.STAFF)
+    other.get("/lang/en")
+    assert "set its reference prices" not in other.get(f"/staff/claims/{desk.ids['C1']}").text
+    assert 'action="/staff/incidents/INC-1/claims/bulk-approve"' in other.get("/staff/claims").text
+
+
 def test_bulk_approve_leaves_adjusted_and_disputed_claims(desk, client_for, app):  # type: ignore[no-untyped-def]
     state = app.extensions["payouts"]
     state.config = dataclasses.replace(state.config, four_eyes_threshold_jpy=50_000_000)  # both below

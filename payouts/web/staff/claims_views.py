@@ -190,7 +190,8 @@ def claims_queue():  # type: ignore[no-untyped-def]
     bulk = []
     if _is_reviewer():
         bulk = [s.incident for s in incidents.list_incidents(session, who)
-                if s.incident.status == "claims_open" and (incident_ref is None or s.incident.ref == incident_ref)]
+                if s.incident.status == "claims_open" and (incident_ref is None or s.incident.ref == incident_ref)
+                and not claims.made_ledger_figures(session, current_user.id, s.incident.id)]
     # Only the known filters go back into links: other keys could steer url_for itself.
     args = {k: request.args[k] for k in QUEUE_ARGS if request.args.get(k)}
     return render_template(
@@ -265,6 +266,9 @@ def _approval_refusal(detail: claims.ClaimDetail) -> str | None:
                  status=CLAIM_STATUS_LABELS.get(claim.status, claim.status))
     if claim.changed_by_id is not None and claim.changed_by_id == current_user.id:
         return _("You adjusted this version, so someone else must approve it.")
+    if claim.version == 1 and claims.made_ledger_figures(db(), current_user.id, claim.incident_id):
+        return _("You imported this incident's losses or set its reference prices, so someone else must"
+                 " approve its claims as computed from them.")
     current = [a for a in detail.approvals if a.version == claim.version and a.voided_at is None]
     if any(a.user_id == current_user.id for a in current):
         return _("You already approved this version; a different person must give the second approval.")
