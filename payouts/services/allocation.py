@@ -63,7 +63,7 @@ from payouts.domain.valuation import value_positions
 from payouts.services import disbursements, funding
 from payouts.services.disbursements import Dispatch
 from payouts.services.access import require_role
-from payouts.services.incidents import ensure_not_allocated, find_incident
+from payouts.services.incidents import ensure_not_allocated, find_incident, hold_claims_still
 from payouts.services.claims import claim_lines
 
 RECOVERY_SOURCE = "recovery"
@@ -203,6 +203,7 @@ def commit_allocation(
                 AllocationRun.incident_id == incident.id, AllocationRun.sequence == 1))
             if existing is not None:
                 raise ConflictError(f"incident {incident.ref} already has a committed allocation (run #{existing})")
+            hold_claims_still(session, incident.id)
             funding.lock_reserve(session)
             inp, layer_ids, customer_ids = build_input(session, actor, incident)
             digest = input_digest(inp)

@@ -57,7 +57,7 @@ from payouts.domain.roles import BACK_OFFICE_READERS, STAFF_WRITERS, Actor, Role
 from payouts.domain.valuation import ValuedLine, value_positions
 from payouts.services import destinations
 from payouts.services.access import require_role
-from payouts.services.incidents import ensure_not_allocated, find_incident
+from payouts.services.incidents import claim_move_under_way, ensure_not_allocated, find_incident
 from payouts.services.notices import notify, notify_many
 
 MAX_REASON = 1000
@@ -366,17 +366,18 @@ def _create_customer_logins(session: Session, incident_id: int, now: dt.datetime
 
 
 def _hold_off_allocation(session: Session, claim_id: int) -> None:
-    """Take the claim's incident in share mode for the rest of the move (PostgreSQL).
+    """Declare a move of the claim under way for the rest of the transaction (PostgreSQL).
 
-    Committing an allocation takes the incident exclusively, so a move and a commit never
-    interleave: a commit waits for the moves under way and pays what they left, and a move
-    that waited for a commit then finds the run and is refused. Without it, a move checked
-    before the commit and saved after it was lost to the run (an approval left out, or an
-    adjusted claim paid its old amount). Taken before the claim's own row lock, the order
-    bulk moves use too (incident, then claims), so the two never deadlock.
+    Committing an allocation waits for the moves under way and pays what they left, and a
+    move that waited for a commit then finds the run and is refused
+    (incidents.hold_claims_still). Without it, a move checked before the commit and saved
+    after it was lost to the run (an approval left out, or an adjusted claim paid its old
+    amount). Taken before the claim's own row lock; a commit takes it after the incident's
+    row and locks no claim, so the two never deadlock.
     """
-    incident_id = select(Claim.incident_id).where(Claim.id == claim_id).scalar_subquery()
-    session.execute(select(Incident.id).where(Incident.id == incident_id).with_for_update(read=True))
+    incident_id = session.scalar(select(Claim.incident_id).where(Claim.id == claim_id))
+    if incident_id is not None:  # a missing claim is reported by the move itself
+        claim_move_under_way(session, incident_id)
 
 
 def _checked(session: Session, claim: Claim, row_version: int | None) -> None:

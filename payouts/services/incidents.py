@@ -90,6 +90,26 @@ def record_incident(
     return incident
 
 
+#: Advisory-lock namespace of an incident's claims ("clms"); the second key is the incident id.
+_CLAIMS_LOCK = 0x636C6D73
+
+
+def hold_claims_still(session: Session, incident_id: int) -> None:
+    """Wait for the incident's claim moves under way, and keep new ones waiting until this
+    transaction ends (PostgreSQL; SQLite has a single writer anyway). Committing an
+    allocation takes it, so it pays the claims as the moves left them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_CLAIMS_LOCK, incident_id)))
+
+
+def claim_move_under_way(session: Session, incident_id: int) -> None:
+    """The shared side of hold_claims_still, for one claim move: many at once, never during a
+    commit. An advisory lock, not a share lock on the incident's row, which would rewrite the
+    row's header for every move and pile up on the busiest row of launch day."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock_shared(_CLAIMS_LOCK, incident_id)))
+
+
 def ensure_not_allocated(session: Session, incident: Incident, what: str) -> None:
     """Once an allocation is committed, the inputs it was computed from are frozen."""
     run_id = session.scalar(select(AllocationRun.id).where(AllocationRun.incident_id == incident.id).limit(1))
