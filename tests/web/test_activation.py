@@ -189,11 +189,17 @@ def test_wrong_codes_are_counted_on_the_server_so_a_replayed_cookie_starts_nothi
     with client.session_transaction() as sess:
         sess.clear()
         sess.update(after_password)
-    late = client.post("/login/totp", data={"csrf_token": token, "code": _next_code(secret)})
+    code = _next_code(secret)
+    late = client.post("/login/totp", data={"csrf_token": token, "code": code})
     assert late.status_code == 302 and late.headers["Location"].endswith("/login")
     assert client.get("/staff/incidents").status_code == 302
     with app.extensions["payouts"].session_factory() as session:
         assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "user.totp_locked"))
+    # ... and it did not use up the code: the real user, signing in again, can use it.
+    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    token = csrf_token(client.get("/login/totp").text)
+    assert client.post("/login/totp", data={"csrf_token": token, "code": code}).status_code == 302
+    assert client.get("/staff/incidents").status_code == 200
 
 
 def test_a_session_cookie_copied_before_logout_is_worthless_after_it(client_for):  # type: ignore[no-untyped-def]

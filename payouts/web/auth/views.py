@@ -128,6 +128,11 @@ def _pending_user_key() -> str:
     return f"totp-user:{user_id}"
 
 
+def _still_current(user_id: int, pending: dict) -> bool:
+    user = users.load_user(db(), user_id)
+    return user is not None and user.session_version == pending.get("session_version")
+
+
 @bp.route("/login/totp", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
@@ -142,6 +147,13 @@ def login_totp():  # type: ignore[no-untyped-def]
     form = TotpForm()
     if form.validate_on_submit():
         user_id = int(pending["user_id"])
+        # A pending step whose session version has moved on (a lockout, a logout, a new
+        # password) is over: its code is not even checked, so a saved cookie can neither
+        # guess further nor use up the real user's current code.
+        if not _still_current(user_id, pending):
+            _fresh_session()
+            flash(_("Sign in again."), "error")
+            return redirect(url_for("auth.login"))
         if activation.verify_totp(db(), user_id, form.code.data or ""):
             user = users.load_user(db(), user_id)
             if user is None or user.session_version != pending.get("session_version"):
@@ -153,8 +165,7 @@ def login_totp():  # type: ignore[no-untyped-def]
             return redirect(url_for("index"))
         # Wrong codes are counted on the server (activation.verify_totp); enough of them move
         # the user's session version on, which ends this pending step.
-        user = users.load_user(db(), user_id)
-        if user is None or user.session_version != pending.get("session_version"):
+        if not _still_current(user_id, pending):
             _fresh_session()
             flash(_("Too many wrong codes. Sign in again."), "error")
             return redirect(url_for("auth.login"))
