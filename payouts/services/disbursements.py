@@ -503,14 +503,19 @@ def sweep(session: Session, actor: Actor, dispatch: Dispatch | None, *, batch_si
     releases them itself, but one that committed while an allocation was still writing its
     payments could not see them, and nothing else would ever release them."""
     report = SweepReport()
+    # One customer per transaction: each release writes audit events, and the chain's lock is
+    # taken last and held briefly, never while waiting for another customer's payments.
+    stranded = list(session.scalars(select(PayoutDestination.id).where(
+        PayoutDestination.status == "approved",
+        PayoutDestination.customer_id.in_(select(Disbursement.customer_id).where(Disbursement.status == S.HELD.value)))))
+    session.rollback()
+    for destination_id in stranded:
+        with transaction(session):
+            destination = session.get(PayoutDestination, destination_id, populate_existing=True)
+            if destination is not None and destination.status == "approved":
+                destination_approved(session, actor, destination)  # re-reads the held rows locked
     now = utcnow()
     with transaction(session):
-        stranded = session.scalars(select(PayoutDestination).where(
-            PayoutDestination.status == "approved",
-            PayoutDestination.customer_id.in_(
-                select(Disbursement.customer_id).where(Disbursement.status == S.HELD.value))))
-        for destination in list(stranded):
-            destination_approved(session, actor, destination)
         incidents = session.scalars(select(Disbursement.incident_id).where(
             Disbursement.status == S.PENDING.value, Disbursement.batch_id.is_(None)).distinct())
         for incident_id in list(incidents):
