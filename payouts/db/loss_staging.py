@@ -193,8 +193,12 @@ def check_and_stage(session: Session, limit: int, *, rows_are_plain: bool = Fals
     total = rows[0][2] if rows else 0
     if total:
         return total, [f"line {line}: {message}" for line, message, _n in rows], 0
-    # Statistics steer the merge's joins to hashes rather than nested loops.
-    session.execute(text(f"ANALYZE {TABLE}"))
+    # Statistics steer the merge's joins to hashes rather than nested loops. They need the
+    # row count and a rough idea of the references, not a 30,000-row sample (a tenth of a
+    # 100k-row import's time): a small sample of that one column does.
+    session.execute(text("SET LOCAL default_statistics_target = 10"))
+    session.execute(text(f"ANALYZE {TABLE} (customer_ref)"))
+    session.execute(text("RESET default_statistics_target"))
     return 0, [], session.scalar(text(f"SELECT count(*) FROM {TABLE}")) or 0
 
 
