@@ -349,6 +349,19 @@ def test_a_payment_whose_outcome_is_unknown_is_worded_as_delayed_not_failed(cust
     assert "二重に支払われることはありません" in customer.get("/portal/notices").text
 
 
+def test_notices_stay_unread_when_another_site_sends_the_browser_to_them(customer, opened, session):  # type: ignore[no-untyped-def]
+    claims.request_information(session, STAFF, opened["C1"], 1, "Which wallet did you use?")
+    c1 = read(session, select(Customer.id).where(Customer.external_ref == "C1"))
+    page = customer.get("/portal/notices", headers={"Sec-Fetch-Site": "cross-site"})
+    assert page.status_code == 200 and "Which wallet did you use?" in page.text
+    session.expire_all()
+    assert notices.unread_count(session, c1) == 1
+    session.commit()
+    customer.get("/portal/notices", headers={"Sec-Fetch-Site": "same-origin"})
+    session.expire_all()
+    assert notices.unread_count(session, c1) == 0
+
+
 def test_notices_of_one_customer_stay_with_them(client_for, opened, session):  # type: ignore[no-untyped-def]
     claims.request_information(session, STAFF, opened["C1"], 1, "Which wallet did you use?")
     other = english(client_for("other")).get("/portal/notices")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from payouts.domain.errors import ValidationError
 from payouts.domain.roles import Role
@@ -63,7 +63,9 @@ def notices_page():  # type: ignore[no-untyped-def]
     items = notices.my_notices(session, who, cid)
     lang = locale()
     shown = [(n, describe(n, lang), n.read_at is None) for n in items]
-    # Seen now: marked read after the list (and which were new) has been taken.
-    if any(new for _n, _t, new in shown):
+    # Seen now: marked read after the list (and which were new) has been taken. Not when
+    # another site sent the browser here: a link elsewhere must not clear the customer's
+    # alerts unseen (browsers say where a request came from in Sec-Fetch-Site).
+    if any(new for _n, _t, new in shown) and request.headers.get("Sec-Fetch-Site", "none") in ("same-origin", "none"):
         notices.mark_all_read(session, who, cid)
     return render_template("portal/notices.html", notices=shown)
