@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -373,11 +373,19 @@ def _hold_off_allocation(session: Session, claim_id: int) -> None:
     (incidents.hold_claims_still). Without it, a move checked before the commit and saved
     after it was lost to the run (an approval left out, or an adjusted claim paid its old
     amount). Taken before the claim's own row lock; a commit takes it after the incident's
-    row and locks no claim, so the two never deadlock.
+    row and locks no claim, so the two never deadlock. The incident is found by the same
+    statement (a missing claim finds none, takes nothing, and is reported by the move).
     """
-    incident_id = session.scalar(select(Claim.incident_id).where(Claim.id == claim_id))
-    if incident_id is not None:  # a missing claim is reported by the move itself
-        claim_move_under_way(session, incident_id)
+    claim_move_under_way(session, select(Claim.incident_id).where(Claim.id == claim_id).scalar_subquery())
+
+
+def _customer_move(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
+    """The customer's own claim, ready to move: under way for any commit, and unchanged since
+    they looked at it."""
+    _hold_off_allocation(session, claim_id)
+    claim = own_claim(session, actor, claim_id)
+    _checked(session, claim, row_version)
+    return claim
 
 
 def _checked(session: Session, claim: Claim, row_version: int | None) -> None:
@@ -435,9 +443,7 @@ _PAST = {
 def accept_claim(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
     check_actor_may(actor.role, ClaimAction.ACCEPT)
     with _stale_is_conflict(claim_id), transaction(session):
-        _hold_off_allocation(session, claim_id)
-        claim = own_claim(session, actor, claim_id)
-        _checked(session, claim, row_version)
+        claim = _customer_move(session, actor, claim_id, row_version)
         status = next_status(claim.status, ClaimAction.ACCEPT)
         claim.accepted_at = utcnow()
         claim.status_reason = ""
@@ -450,9 +456,7 @@ def accept_claim(session: Session, actor: Actor, claim_id: int, row_version: int
 def withdraw_claim(session: Session, actor: Actor, claim_id: int, row_version: int) -> Claim:
     check_actor_may(actor.role, ClaimAction.WITHDRAW)
     with _stale_is_conflict(claim_id), transaction(session):
-        _hold_off_allocation(session, claim_id)
-        claim = own_claim(session, actor, claim_id)
-        _checked(session, claim, row_version)
+        claim = _customer_move(session, actor, claim_id, row_version)
         status = next_status(claim.status, ClaimAction.WITHDRAW)
         _move(session, actor, claim, ClaimAction.WITHDRAW, status, f"Customer withdrew claim #{claim.id}")
     return claim
@@ -490,9 +494,7 @@ def dispute_claim(session: Session, actor: Actor, claim_id: int, row_version: in
     check_actor_may(actor.role, ClaimAction.DISPUTE)
     reason = _reason(reason)
     with _stale_is_conflict(claim_id), transaction(session):
-        _hold_off_allocation(session, claim_id)
-        claim = own_claim(session, actor, claim_id)
-        _checked(session, claim, row_version)
+        claim = _customer_move(session, actor, claim_id, row_version)
         status = next_status(claim.status, ClaimAction.DISPUTE)
         amounts = parse_corrections(session, claim, corrected)
         decimals = dict(session.execute(select(Asset.code, Asset.decimals)).all())
@@ -560,9 +562,11 @@ def made_ledger_figures(session: Session, user_id: int | None, incident_id: int)
     belong to no login, and neither can approve)."""
     if user_id is None:
         return False
-    makers = select(LossImport.imported_by_id).where(LossImport.incident_id == incident_id).union(
-        select(ReferencePrice.set_by_id).where(ReferencePrice.incident_id == incident_id))
-    return user_id in set(session.scalars(makers))
+    imported = select(LossImport.id).where(LossImport.incident_id == incident_id,
+                                           LossImport.imported_by_id == user_id).exists()
+    priced = select(ReferencePrice.id).where(ReferencePrice.incident_id == incident_id,
+                                             ReferencePrice.set_by_id == user_id).exists()
+    return bool(session.scalar(select(or_(imported, priced))))
 
 
 def _ensure_not_a_maker_of_the_ledger_figures(session: Session, user_id: int, incident_id: int) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from payouts.audit.log import record_event
@@ -98,16 +99,21 @@ def hold_claims_still(session: Session, incident_id: int) -> None:
     """Wait for the incident's claim moves under way, and keep new ones waiting until this
     transaction ends (PostgreSQL; SQLite has a single writer anyway). Committing an
     allocation takes it, so it pays the claims as the moves left them."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(_CLAIMS_LOCK, incident_id)))
+    _claims_lock(session, func.pg_advisory_xact_lock, incident_id)
 
 
-def claim_move_under_way(session: Session, incident_id: int) -> None:
+def claim_move_under_way(session: Session, incident_id: int | ColumnElement[int]) -> None:
     """The shared side of hold_claims_still, for one claim move: many at once, never during a
     commit. An advisory lock, not a share lock on the incident's row, which would rewrite the
-    row's header for every move and pile up on the busiest row of launch day."""
+    row's header for every move and pile up on the busiest row of launch day. ``incident_id``
+    may be a scalar subquery; when it finds no incident, nothing is locked."""
+    _claims_lock(session, func.pg_advisory_xact_lock_shared, incident_id)
+
+
+def _claims_lock(session: Session, lock: Any, incident_id: int | ColumnElement[int]) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock_shared(_CLAIMS_LOCK, incident_id)))
+        # The two-key form takes two int4 (an incident's bigint id fits: incidents are few).
+        session.execute(select(lock(_CLAIMS_LOCK, cast(incident_id, Integer))))
 
 
 def ensure_not_allocated(session: Session, incident: Incident, what: str) -> None:
