@@ -57,14 +57,10 @@ BASE_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 3600
 
 #: The reason recorded when the rail did not answer: the bank may have booked the payment or
-#: not. Only the same key can settle that (the rail answers a key it has with its payment), so
-#: a payment whose last attempt ended this way is never given a new key or a new account.
+#: not, and only the same key can settle that (the rail answers a key it has with its payment).
+#: The payment's key_unanswered flag, not this reason, keeps it on that key: a later "try
+#: again" answer replaces the reason but says nothing of the key.
 OUTCOME_UNKNOWN = "timeout"
-
-
-def outcome_unknown(failure_reason: str | None) -> bool:
-    """Whether the last attempt left open whether the bank has the payment."""
-    return failure_reason == OUTCOME_UNKNOWN
 
 
 #: Reason codes for a payment the bank refused for good (a retry would fail the same way).

@@ -51,7 +51,6 @@ from payouts.domain.disbursements import (
     DisbursementStatus,
     after_failure,
     check_transition,
-    outcome_unknown,
     payment_key,
     retry_delay_seconds,
 )
@@ -555,7 +554,7 @@ def retry_payment(session: Session, actor: Actor, disbursement_id: int, *, batch
             raise NotFoundError(f"no payment #{disbursement_id}")
         if row.status != S.NEEDS_ATTENTION.value:
             raise TransitionError(f"payment #{row.id} is {row.status}; only a payment that needs attention is retried")
-        if row.key_unanswered or outcome_unknown(row.failure_reason):
+        if row.key_unanswered:
             destination_id = row.destination_id  # and the same key: see above
         else:
             destination = session.scalar(select(PayoutDestination).where(
@@ -664,26 +663,30 @@ def reconcile(session: Session, actor: Actor, incident_ref: str) -> Reconciliati
         .where(AllocationRun.incident_id == incident.id,
                InsuranceReceivable.received_jpy < InsuranceReceivable.amount_jpy)
         .group_by(InsuranceLayer.code)).all())
-    instructed = dict(session.execute(
-        select(Disbursement.source_id, func.sum(Disbursement.amount_jpy))
-        .where(Disbursement.incident_id == incident.id).group_by(Disbursement.source_id)).all())
-    sources = [SourceLine(s, int(allocated.get(s) or 0), int(awaiting.get(s) or 0), int(instructed.get(s) or 0))
+    # One pass over the incident's payments, by source and status, gives what was instructed
+    # per source, the totals per status and what the reserve has paid.
+    instructed: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    amount: dict[str, int] = defaultdict(int)
+    reserve_paid = 0
+    for source, status, n, total in session.execute(
+            select(Disbursement.source_id, Disbursement.status, func.count(), func.sum(Disbursement.amount_jpy))
+            .where(Disbursement.incident_id == incident.id).group_by(Disbursement.source_id, Disbursement.status)):
+        instructed[source] += int(total)
+        counts[status] += int(n)
+        amount[status] += int(total)
+        if source == RESERVE and status == S.PAID.value:
+            reserve_paid = int(total)
+    sources = [SourceLine(s, int(allocated.get(s) or 0), int(awaiting.get(s) or 0), instructed.get(s, 0))
                for s in sorted(set(allocated) | set(instructed), key=lambda s: (s != RESERVE, s))
                if allocated.get(s) or instructed.get(s)]
-    by_status = [StatusTotal(status, int(n), int(a)) for status, n, a in session.execute(
-        select(Disbursement.status, func.count(), func.sum(Disbursement.amount_jpy))
-        .where(Disbursement.incident_id == incident.id).group_by(Disbursement.status)
-        .order_by(Disbursement.status))]
-    amount = {t.status: t.amount_jpy for t in by_status}
-    reserve_paid = session.scalar(select(func.coalesce(func.sum(Disbursement.amount_jpy), 0)).where(
-        Disbursement.incident_id == incident.id, Disbursement.source_id == RESERVE,
-        Disbursement.status == S.PAID.value))
+    by_status = [StatusTotal(status, counts[status], amount[status]) for status in sorted(counts)]
     ledger_paid = session.scalar(select(func.coalesce(func.sum(ReserveEntry.amount_jpy), 0)).where(
         ReserveEntry.incident_id == incident.id, ReserveEntry.kind == "payment"))
     return Reconciliation(
         incident, sources, by_status, sum(amount.values()), amount.get(S.PAID.value, 0),
         sum(amount.get(s, 0) for s in IN_FLIGHT), amount.get(S.NEEDS_ATTENTION.value, 0),
-        amount.get(S.CANCELLED.value, 0), int(reserve_paid or 0), int(ledger_paid or 0))
+        amount.get(S.CANCELLED.value, 0), reserve_paid, int(ledger_paid or 0))
 
 
 @dataclass(frozen=True)

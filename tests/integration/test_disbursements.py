@@ -165,6 +165,26 @@ def submit(session: Session, actor: Actor, ref: str, account_number: str = "7654
         account_type="ordinary", account_number=account_number, holder_name="ヤマダ タロウ")
 
 
+def change_account(session: Session, ref: str) -> PayoutDestination:
+    """The customer enters a new account and two people approve it (a change needs both)."""
+    staff, approver = staff_users(session)
+    proposed = submit(session, customer_actor(session, ref), ref)
+    destinations.approve_destination(session, staff, proposed.id, proposed.row_version)
+    session.refresh(proposed)
+    destinations.approve_destination(session, approver, proposed.id, proposed.row_version)
+    return proposed
+
+
+def commit_with_c005_held(session: Session, engine: Engine, db_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    """The case committed and paid by inline jobs: C001-C004 have accounts, C005 is held.
+    Returns the dispatch, for what the test does next."""
+    setup_case(session)
+    give_accounts(session, REFS[:4])
+    dispatch = inline_dispatch(engine, db_url, tmp_path)
+    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    return dispatch
+
+
 # --- instructions -----------------------------------------------------------------------------
 
 
@@ -385,10 +405,7 @@ def test_the_sweeper_releases_payments_held_for_an_account_approved_while_they_w
         session, engine, db_url, tmp_path, monkeypatch):
     """An approval that commits while an allocation is still writing its payments cannot see
     them, so it releases nothing (here: the release is skipped, as that approval would)."""
-    setup_case(session)
-    give_accounts(session, REFS[:4])
-    dispatch = inline_dispatch(engine, db_url, tmp_path)
-    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    dispatch = commit_with_c005_held(session, engine, db_url, tmp_path)
     assert by_ref(session)["C005"].status == "held"
     staff, _approver = staff_users(session)
     proposed = submit(session, customer_actor(session, "C005"), "C005")
@@ -408,10 +425,7 @@ def test_the_sweeper_releases_payments_held_for_an_account_approved_while_they_w
 
 
 def test_a_customer_held_for_one_source_is_not_marked_paid_by_another(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
-    setup_case(session)
-    give_accounts(session, REFS[:4])
-    dispatch = inline_dispatch(engine, db_url, tmp_path)
-    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    dispatch = commit_with_c005_held(session, engine, db_url, tmp_path)
     disbursements.record_insurer_payment(session, STAFF, incident_ref="INC-1", layer_code="L1",
                                          amount_jpy=L1_USED, batch_size=2, dispatch=dispatch)
     statuses = claim_statuses(session)
@@ -561,11 +575,7 @@ def test_a_payment_whose_key_went_unanswered_goes_again_with_it_even_after_an_ac
     kinds = session.scalars(select(Notice.kind).where(Notice.customer_id == row.customer_id)).all()
     assert "payment.delayed" in kinds and "payment.failed" not in kinds
     # The customer changes account anyway, and two people approve it; staff send the payment again.
-    staff, approver = staff_users(session)
-    proposed = submit(session, customer_actor(session, "C001"), "C001")
-    destinations.approve_destination(session, staff, proposed.id, proposed.row_version)
-    session.refresh(proposed)
-    destinations.approve_destination(session, approver, proposed.id, proposed.row_version)
+    change_account(session, "C001")
     key, destination_id = row.idempotency_key, row.destination_id
     again = disbursements.retry_payment(session, STAFF, row.id, batch_size=10)
     # Same key, same account: the bank answers with the payment it booked, and pays nothing more.
@@ -576,6 +586,30 @@ def test_a_payment_whose_key_went_unanswered_goes_again_with_it_even_after_an_ac
     assert settled.rail_reference == bank_transfer(session, engine, key)["bank_reference"]
     assert bank_total(session, engine) == RESERVE_USED
     assert_chain_verifies(session)
+
+
+def test_migration_0012_keeps_payments_whose_last_attempt_timed_out_on_their_key(session, engine):  # type: ignore[no-untyped-def]
+    """Payments from before the flag existed: a timeout as the last answer is all there is to go
+    by, so those are the ones marked; any other reason is not."""
+    from alembic import command
+
+    from payouts.db.migrate import alembic_config
+
+    setup_case(session)
+    give_accounts(session)
+    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=10)
+    pay_batches(session, SandboxRail(engine, timeout_after_accept_rate=Fraction(1)))
+    first, *others = rows(session)
+    session.execute(update(Disbursement).where(Disbursement.id == first.id)
+                    .values(failure_reason="bank temporarily unavailable (simulated)"))
+    session.commit()
+    session.close()
+    engine.dispose()
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    command.downgrade(cfg, "0011")  # as it was before the flag
+    command.upgrade(cfg, "head")
+    flags = dict(session.execute(select(Disbursement.id, Disbursement.key_unanswered)).all())
+    assert flags == {first.id: False, **{d.id: True for d in others}} and others
 
 
 def test_a_payment_that_definitely_failed_moves_to_the_new_account(session, engine):  # type: ignore[no-untyped-def]
@@ -589,11 +623,7 @@ def test_a_payment_that_definitely_failed_moves_to_the_new_account(session, engi
     row = by_ref(session)["C001"]
     assert row.status == "needs_attention" and row.failure_reason not in ("", "timeout")
     assert not row.key_unanswered
-    staff, approver = staff_users(session)
-    proposed = submit(session, customer_actor(session, "C001"), "C001")
-    destinations.approve_destination(session, staff, proposed.id, proposed.row_version)
-    session.refresh(proposed)
-    destinations.approve_destination(session, approver, proposed.id, proposed.row_version)
+    proposed = change_account(session, "C001")
     old_key = row.idempotency_key
     again = disbursements.retry_payment(session, STAFF, row.id, batch_size=10)
     assert again.destination_id == proposed.id and again.idempotency_key != old_key
@@ -660,10 +690,7 @@ def test_a_rail_that_answers_for_unknown_keys_settles_only_its_own(session, engi
 
 
 def test_reconcile_balances_after_a_full_run_and_finds_tampering(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
-    setup_case(session)
-    give_accounts(session, REFS[:4])
-    dispatch = inline_dispatch(engine, db_url, tmp_path)
-    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    commit_with_c005_held(session, engine, db_url, tmp_path)
     report = disbursements.reconcile(session, REGULATOR, "INC-1")
     assert report.balanced
     # The insurer's part is awaited; the held payment counts as pending, not as missing.
@@ -692,10 +719,7 @@ def test_reconcile_balances_after_a_full_run_and_finds_tampering(session, engine
 
 
 def test_reconcile_compares_payments_with_the_reserve_ledger(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
-    setup_case(session)
-    give_accounts(session, REFS[:4])
-    dispatch = inline_dispatch(engine, db_url, tmp_path)
-    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    commit_with_c005_held(session, engine, db_url, tmp_path)
     report = disbursements.reconcile(session, REGULATOR, "INC-1")
     paid = RESERVE_USED - RESERVE_PARTS["C005"]
     assert (report.reserve_paid_jpy, report.reserve_ledger_paid_jpy, report.ledger_difference_jpy) == (paid, paid, 0)
@@ -712,10 +736,7 @@ def test_reconcile_compares_payments_with_the_reserve_ledger(session, engine, db
 
 
 def test_every_change_of_a_payment_is_in_the_audit_trail(session, engine, db_url, tmp_path):  # type: ignore[no-untyped-def]
-    setup_case(session)
-    give_accounts(session, REFS[:4])
-    dispatch = inline_dispatch(engine, db_url, tmp_path)
-    allocation.commit_allocation(session, STAFF, "INC-1", batch_size=2, dispatch=dispatch)
+    dispatch = commit_with_c005_held(session, engine, db_url, tmp_path)
     disbursements.record_insurer_payment(session, STAFF, incident_ref="INC-1", layer_code="L1",
                                          amount_jpy=L1_USED, batch_size=2, dispatch=dispatch)
     paid = rows(session, Disbursement.status == "paid")
