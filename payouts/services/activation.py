@@ -23,7 +23,7 @@ from payouts.db.types import utcnow
 from payouts.domain.errors import PermissionDenied, ValidationError
 from payouts.domain.roles import STAFF_WRITERS, Actor, Role
 from payouts.services.access import require_role
-from payouts.services.users import hash_password
+from payouts.services.users import actor_of, hash_password
 
 CODE_LIFETIME = dt.timedelta(days=30)
 #: Crockford's base32 without look-alikes (no I, L, O, U): easy to type from a letter.
@@ -83,7 +83,7 @@ def activate_account(session: Session, *, username: str, code: str, password: st
         user.password_hash = hash_password(password)
         user.session_version += 1
         row.used_at = now
-        record_event(session, Actor(user.username, Role.CUSTOMER, user.id), "customer.activated", "user",
+        record_event(session, actor_of(user), "customer.activated", "user",
                      user.id, f"Customer login {user.username} activated", {"activation_code_id": row.id})
     return user
 
@@ -170,7 +170,7 @@ def verify_totp(session: Session, user_id: int, code: str) -> bool:
             if user.totp_failures >= MAX_TOTP_FAILURES:
                 user.totp_failures = 0
                 user.session_version += 1
-                record_event(session, Actor(user.username, Role(user.role), user.id), "user.totp_locked", "user",
+                record_event(session, actor_of(user), "user.totp_locked", "user",
                              user.id, f"{MAX_TOTP_FAILURES} wrong second-factor codes in a row for {user.username}:"
                              " the password must be entered again", {"failures": MAX_TOTP_FAILURES})
             return False

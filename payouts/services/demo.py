@@ -162,7 +162,7 @@ DEMO_FOUR_EYES_THRESHOLD = 1_000_000
 def _demo_actor(session: Session, username: str) -> Actor:
     user = session.scalar(select(User).where(User.username == username))
     assert user is not None
-    return Actor(user.username, Role(user.role), user.id)
+    return users.actor_of(user)
 
 
 def ensure_paying_account(session: Session) -> None:

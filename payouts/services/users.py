@@ -52,6 +52,11 @@ def load_user(session: Session, user_id: int) -> User | None:
     return user if user is not None and user.active else None
 
 
+def actor_of(user: User) -> Actor:
+    """The user acting in their own name, as the audit trail records them."""
+    return Actor(user.username, Role(user.role), user.id)
+
+
 def create_user(
     session: Session,
     actor: Actor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
@@ -17,6 +18,9 @@ from payouts.web.access import public
 from payouts.web.context import db
 from payouts.web.extensions import limiter, login_manager
 from payouts.web.translate import gettext as _
+
+if TYPE_CHECKING:
+    from payouts.db.models import User
 
 bp = Blueprint("auth", __name__)
 
@@ -128,9 +132,17 @@ def _pending_user_key() -> str:
     return f"totp-user:{user_id}"
 
 
-def _still_current(user_id: int, pending: dict) -> bool:
-    user = users.load_user(db(), user_id)
-    return user is not None and user.session_version == pending.get("session_version")
+def _pending_user(pending: dict) -> User | None:
+    """The user whose second step this is, while their session version has not moved on: a
+    lockout, a logout or a new password ends the step."""
+    user = users.load_user(db(), int(pending["user_id"]))
+    return user if user is not None and user.session_version == pending.get("session_version") else None
+
+
+def _start_over(message: str):  # type: ignore[no-untyped-def]
+    _fresh_session()
+    flash(message, "error")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
@@ -146,29 +158,21 @@ def login_totp():  # type: ignore[no-untyped-def]
         return redirect(url_for("auth.login"))
     form = TotpForm()
     if form.validate_on_submit():
-        user_id = int(pending["user_id"])
-        # A pending step whose session version has moved on (a lockout, a logout, a new
-        # password) is over: its code is not even checked, so a saved cookie can neither
+        # A step that is over has not even its code checked, so a saved cookie can neither
         # guess further nor use up the real user's current code.
-        if not _still_current(user_id, pending):
-            _fresh_session()
-            flash(_("Sign in again."), "error")
-            return redirect(url_for("auth.login"))
-        if activation.verify_totp(db(), user_id, form.code.data or ""):
-            user = users.load_user(db(), user_id)
-            if user is None or user.session_version != pending.get("session_version"):
-                _fresh_session()
-                flash(_("Sign in again."), "error")
-                return redirect(url_for("auth.login"))
+        if _pending_user(pending) is None:
+            return _start_over(_("Sign in again."))
+        if activation.verify_totp(db(), int(pending["user_id"]), form.code.data or ""):
+            user = _pending_user(pending)  # unless it ended meanwhile
+            if user is None:
+                return _start_over(_("Sign in again."))
             _fresh_session()
             login_user(_load(f"{user.id}:{user.session_version}"))  # type: ignore[arg-type]
             return redirect(url_for("index"))
-        # Wrong codes are counted on the server (activation.verify_totp); enough of them move
-        # the user's session version on, which ends this pending step.
-        if not _still_current(user_id, pending):
-            _fresh_session()
-            flash(_("Too many wrong codes. Sign in again."), "error")
-            return redirect(url_for("auth.login"))
+        # Wrong codes are counted on the server (activation.verify_totp); enough of them end
+        # the step.
+        if _pending_user(pending) is None:
+            return _start_over(_("Too many wrong codes. Sign in again."))
         form.code.errors = [*form.code.errors, _("That code is not right. Codes change every 30 seconds;"
                                                  " type the one shown now.")]
         return render_template("auth/login_totp.html", form=form), 401
