@@ -28,6 +28,12 @@ from payouts.domain.roles import SYSTEM_ACTOR, Role
 from payouts.services import incidents, loss_import, users
 from tests.conftest import REQUIRE_SERVICES, STAFF, make_config
 
+#: Playwright's assertions for the test modules (``from tests.e2e.conftest import expect``).
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the fixtures skip (or fail in CI) with the reason
+    expect = None  # type: ignore[assignment]
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -8,15 +8,10 @@ from typing import Any
 import pytest
 
 from payouts.domain.roles import Role
-from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.conftest import LiveServer, expect, screenshot
 from tests.e2e.test_staff_and_portal import fact, log_in
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 
 def test_staff_run_a_stress_test_and_the_regulator_reads_it(open_browser: Any, live_server: LiveServer) -> None:

@@ -9,16 +9,11 @@ import pytest
 
 from payouts.domain.roles import Role
 from tests.conftest import STAFF
-from tests.e2e.conftest import SEED_REF, LiveServer, screenshot
+from tests.e2e.conftest import SEED_REF, LiveServer, expect, screenshot
 from tests.e2e.test_staff_and_portal import fact, log_in
 from tests.helpers import approve_all_claims
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 
 def test_staff_funds_the_reserve_previews_and_commits_an_allocation(

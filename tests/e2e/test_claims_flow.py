@@ -21,15 +21,10 @@ import pytest
 from payouts.domain.roles import Role
 from payouts.services import activation
 from tests.conftest import STAFF
-from tests.e2e.conftest import SEED_REF, SEED_TITLE, LiveServer, screenshot
+from tests.e2e.conftest import SEED_REF, SEED_TITLE, LiveServer, expect, screenshot
 from tests.e2e.test_staff_and_portal import fact
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 #: The seeded customer without a login: 1.25 BTC at 10,000,000 yen, above the four-eyes threshold.
 CUSTOMER = "C-E2E-2"

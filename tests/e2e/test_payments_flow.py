@@ -15,16 +15,11 @@ import pytest
 from payouts.domain.roles import Role
 from payouts.services import funding
 from tests.conftest import STAFF
-from tests.e2e.conftest import SEED_REF, LiveServer, add_approved_accounts, screenshot
+from tests.e2e.conftest import SEED_REF, LiveServer, add_approved_accounts, expect, screenshot
 from tests.e2e.test_staff_and_portal import fact, log_in
 from tests.helpers import approve_all_claims
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 #: Both claims in full: 5,100,000 + 12,500,000 yen.
 TOTAL = 17_600_000

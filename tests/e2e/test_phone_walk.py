@@ -61,15 +61,10 @@ from payouts.services import (
 )
 from payouts.web.access import ACCESS_ATTR
 from tests.conftest import STAFF, make_config
-from tests.e2e.conftest import CUSTOMER_REF, PHONE, SEED_REF, LiveServer, add_approved_accounts, screenshot
+from tests.e2e.conftest import CUSTOMER_REF, PHONE, SEED_REF, LiveServer, add_approved_accounts, expect, screenshot
 from tests.e2e.test_staff_and_portal import assert_fits_a_phone, log_in
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 LANGUAGES = (("ja-JP", "ja"), ("en-US", "en"))
 #: Endpoints that are not pages: the JSON API and its docs, the health check, the language

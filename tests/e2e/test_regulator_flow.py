@@ -23,17 +23,12 @@ from payouts.db.models import AuditEvent, Claim, Customer, User
 from payouts.domain.roles import Actor, Role
 from payouts.services import claims, evidence, funding, loss_import
 from tests.conftest import STAFF
-from tests.e2e.conftest import SEED_REF, SEED_TITLE, LiveServer, add_approved_accounts, screenshot
+from tests.e2e.conftest import SEED_REF, SEED_TITLE, LiveServer, add_approved_accounts, expect, screenshot
 from tests.e2e.test_payments_flow import TOTAL, status_row
 from tests.e2e.test_staff_and_portal import fact, log_in
 from tests.helpers import approve_all_claims
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 #: The third customer, whose claim (0.1 BTC = ¥1,000,000) is disputed and so never paid.
 DISPUTER_REF = "C-E2E-3"

@@ -14,15 +14,10 @@ import pyotp
 import pytest
 
 from payouts.domain.roles import Role
-from tests.e2e.conftest import PHONE, LiveServer, screenshot
+from tests.e2e.conftest import PHONE, LiveServer, expect, screenshot
 from tests.e2e.test_staff_and_portal import assert_fits_a_phone, log_in
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 
 def test_regulator_turns_on_a_second_factor_and_signs_in_with_it(

@@ -18,15 +18,11 @@ from tests.e2e.conftest import (
     SEED_REF,
     SEED_TITLE,
     LiveServer,
+    expect,
     screenshot,
 )
 
 pytestmark = pytest.mark.e2e
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 #: Visible form controls that no <label> names (hidden inputs such as the CSRF token excluded).
 UNLABELLED_CONTROLS_JS = """() =>

@@ -130,6 +130,24 @@ def _wrong(secret: str) -> str:
     return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555", "666666") if c not in near)
 
 
+def _at_second_step(client_for, accounts, role: Role):  # type: ignore[no-untyped-def]
+    """A login of ``role`` that turned a second factor on, then signed out and in again with its
+    password: waiting for its code. Returns the client and the TOTP secret."""
+    client = english(client_for(role))
+    secret = _enable(client)
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/account/security").text)})
+    username, password = accounts[role]
+    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    return client, secret
+
+
+def _send_again(client, saved: dict) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """The browser sends a session cookie saved earlier instead of its current one."""
+    with client.session_transaction() as sess:
+        sess.clear()
+        sess.update(saved)
+
+
 def _next_code(secret: str) -> str:
     # The code of the next 30-second step: enabling used up the current one (no replays).
     return pyotp.TOTP(secret).at(time.time() + 30)
@@ -169,26 +187,18 @@ def test_wrong_codes_are_counted_on_the_server_so_a_replayed_cookie_starts_nothi
 
     from payouts.db.models import AuditEvent
 
-    client = english(client_for(Role.STAFF))
-    secret = _enable(client)
-    client.post("/logout", data={"csrf_token": csrf_token(client.get("/account/security").text)})
-    username, password = accounts[Role.STAFF]
-    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    client, secret = _at_second_step(client_for, accounts, Role.STAFF)
     token = csrf_token(client.get("/login/totp").text)
     with client.session_transaction() as sess:
         after_password = dict(sess)  # the cookie a guesser would keep and send again
     for _ in range(activation.MAX_TOTP_FAILURES - 1):
-        with client.session_transaction() as sess:  # each guess from the same saved cookie
-            sess.clear()
-            sess.update(after_password)
+        _send_again(client, after_password)  # each guess from the same saved cookie
         assert client.post("/login/totp", data={"csrf_token": token, "code": _wrong(secret)}).status_code == 401
     last = client.post("/login/totp", data={"csrf_token": token, "code": _wrong(secret)})
     assert last.status_code == 302 and last.headers["Location"].endswith("/login")
     assert "Too many wrong codes" in client.get("/login").text
     # The saved cookie is worth nothing now, even with the right code: the password comes first.
-    with client.session_transaction() as sess:
-        sess.clear()
-        sess.update(after_password)
+    _send_again(client, after_password)
     code = _next_code(secret)
     late = client.post("/login/totp", data={"csrf_token": token, "code": code})
     assert late.status_code == 302 and late.headers["Location"].endswith("/login")
@@ -196,6 +206,7 @@ def test_wrong_codes_are_counted_on_the_server_so_a_replayed_cookie_starts_nothi
     with app.extensions["payouts"].session_factory() as session:
         assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "user.totp_locked"))
     # ... and it did not use up the code: the real user, signing in again, can use it.
+    username, password = accounts[Role.STAFF]
     assert login(client, username, password).headers["Location"].endswith("/login/totp")
     token = csrf_token(client.get("/login/totp").text)
     assert client.post("/login/totp", data={"csrf_token": token, "code": code}).status_code == 302
@@ -208,17 +219,12 @@ def test_a_session_cookie_copied_before_logout_is_worthless_after_it(client_for)
     with client.session_transaction() as sess:
         copied = dict(sess)
     client.post("/logout", data={"csrf_token": csrf_token(client.get("/staff/incidents").text)})
-    with client.session_transaction() as sess:
-        sess.update(copied)
+    _send_again(client, copied)
     assert client.get("/staff/incidents").status_code == 302
 
 
 def test_the_pending_second_step_expires(app, accounts, client_for):  # type: ignore[no-untyped-def]
-    client = english(client_for(Role.STAFF))
-    secret = _enable(client)  # staff may turn it on too
-    client.post("/logout", data={"csrf_token": csrf_token(client.get("/account/security").text)})
-    username, password = accounts[Role.STAFF]
-    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    client, secret = _at_second_step(client_for, accounts, Role.STAFF)  # staff may turn it on too
     with client.session_transaction() as sess:
         sess["totp_pending"] = {**sess["totp_pending"], "since": int(time.time()) - 301}
     page = client.get("/login/totp")
@@ -246,11 +252,7 @@ def test_turning_totp_off_needs_a_current_code(app, accounts, client_for):  # ty
 
 
 def test_regulators_protect_their_own_login_with_a_second_factor(app, accounts, client_for):  # type: ignore[no-untyped-def]
-    client = english(client_for(Role.REGULATOR))
-    secret = _enable(client)
-    client.post("/logout", data={"csrf_token": csrf_token(client.get("/account/security").text)})
-    username, password = accounts[Role.REGULATOR]
-    assert login(client, username, password).headers["Location"].endswith("/login/totp")
+    client, secret = _at_second_step(client_for, accounts, Role.REGULATOR)
     assert client.get("/staff/incidents").status_code == 302  # not in on the password alone
     page = client.get("/login/totp")
     done = client.post("/login/totp", data={"csrf_token": csrf_token(page.text), "code": _next_code(secret)})

@@ -113,21 +113,30 @@ def test_large_bodies_only_where_files_are_uploaded(client_for):  # type: ignore
     assert client.post("/login", data=big).status_code == 413
 
 
-def test_only_users_who_may_upload_there_send_a_large_body(app, client_for):  # type: ignore[no-untyped-def]
+def test_only_users_who_may_upload_there_send_a_large_body(app, client_for, monkeypatch):  # type: ignore[no-untyped-def]
     """A large body is spooled to disk while it is parsed, before any view checks who sent it:
     the large cap is for a signed-in user of a role that may upload there, no one else."""
-    big = ("customer_ref,asset,amount\n" + "".join(f"B{i:07d},JPY,{i}\n" for i in range(200_000))).encode()
-    assert len(big) > 2 * 1024 * 1024
-    files = {"file": (io.BytesIO(big), "big.csv")}
+    from payouts.web import app as web_app
+
+    def send(client, path: str, size: int) -> int:  # type: ignore[no-untyped-def]
+        body = {"file": (io.BytesIO(b"x" * size), "big.csv")}
+        return client.post(path, data=body, content_type="multipart/form-data").status_code
+
+    three_mb = 3 * 1024 * 1024  # above the 2 MB every other request may send
     anonymous = app.test_client()
     for path in ("/staff/incidents/INC-1/imports", "/staff/adequacy/inputs/upload", "/portal/claims/1/dispute"):
-        assert anonymous.post(path, data=dict(files), content_type="multipart/form-data").status_code == 413, path
-        files = {"file": (io.BytesIO(big), "big.csv")}
+        assert send(anonymous, path, three_mb) == 413, path
     for role in (Role.CUSTOMER, Role.REGULATOR):
-        sent = client_for(role).post("/staff/incidents/INC-1/imports", data={"file": (io.BytesIO(big), "b.csv")},
-                                     content_type="multipart/form-data")
-        assert sent.status_code == 413, role
+        assert send(client_for(role), "/staff/incidents/INC-1/imports", three_mb) == 413, role
+    rows = "".join(f"B{i:07d},JPY,{i}\n" for i in range(200_000))
+    big = ("customer_ref,asset,amount\n" + rows).encode()
+    assert len(big) > three_mb
     assert _upload(client_for(Role.STAFF), big).status_code == 302
+    # A customer's dispute may carry its evidence files, and no more than they can be.
+    monkeypatch.setattr(web_app, "DISPUTE_BODY_BYTES", 4 * 1024 * 1024)
+    customer = client_for(Role.CUSTOMER)
+    assert send(customer, "/portal/claims/1/dispute", three_mb) != 413
+    assert send(customer, "/portal/claims/1/dispute", 5 * 1024 * 1024) == 413
 
 
 def test_nul_characters_are_refused(client_for):  # type: ignore[no-untyped-def]
